@@ -1,0 +1,62 @@
+/* Interface of the C vCPU loop: the only declarations cffi sees. */
+
+#define VL_MAX_DEVICES 64
+#define VL_MAX_RO 16
+#define VL_NR_MAX 16
+
+/* Why vl_run returned to Python. */
+#define VL_IO 1          /* IO exit not handled natively: Python validates it */
+#define VL_EINTR 2       /* KVM_RUN or a blocking call was interrupted */
+#define VL_ERRNO 3       /* KVM_RUN failed; err holds errno */
+#define VL_EXIT 4        /* another KVM exit; kvm_reason and detail fields set */
+#define VL_FATAL 5       /* a native handler met a fatal condition; see msg */
+
+#define VL_DEV_NONE 0
+#define VL_DEV_BLOCK 1
+#define VL_DEV_NET 2
+
+struct vl_device {
+    int kind;
+    int fd;
+    uint64_t capacity;
+    uint32_t block_size;
+};
+
+struct vl_vcpu {
+    int vcpufd;
+    void *run;                   /* the vCPU's struct kvm_run mapping */
+    uint8_t *mem;                /* host address of guest-physical 0 */
+    uint64_t mem_size;           /* guest-visible size M; bound of every check */
+    uint64_t write_floor;        /* host writes on the guest's behalf start here */
+    uint32_t n_ro;               /* read-only [start, end) ranges (loaded segments) */
+    uint64_t ro_start[VL_MAX_RO];
+    uint64_t ro_end[VL_MAX_RO];
+    uint32_t native_mask;        /* bit nr: hypercall nr is served in C */
+    uint32_t n_devices;
+    struct vl_device devices[VL_MAX_DEVICES];
+    uint64_t counts[VL_NR_MAX];  /* hypercalls served natively, by nr */
+    uint64_t exits;              /* KVM_RUN returns */
+};
+
+struct vl_exit {
+    uint32_t reason;             /* VL_* */
+    uint32_t kvm_reason;         /* kvm_run.exit_reason */
+    int err;
+    uint16_t port;
+    uint8_t size;
+    uint8_t direction;
+    uint32_t data;               /* first 4 bytes of IO data: the argument GPA */
+    uint64_t mmio_addr;
+    uint32_t mmio_len;
+    uint8_t mmio_is_write;
+    uint32_t suberror;
+    uint64_t fail_reason;
+    char msg[256];
+};
+
+int vl_run(struct vl_vcpu *v, struct vl_exit *e);
+int vl_check(const struct vl_vcpu *v, uint64_t gpa, uint64_t sz);
+int vl_check_write(const struct vl_vcpu *v, uint64_t gpa, uint64_t sz);
+int vl_install_kick(void *run, int signum);
+int vl_mprotect(void *addr, size_t len, int prot);
+int vl_fdatasync(int fd);

@@ -1,0 +1,200 @@
+/*
+ * pytender guest runtime: the whole API a test guest sees.
+ *
+ * Freestanding, single vCPU, no interrupts, no SSE (built with
+ * -mgeneral-regs-only). Written from HVT_SPEC.md, not derived from Solo5.
+ */
+#ifndef PYTENDER_GUEST_H
+#define PYTENDER_GUEST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- hvt ABI (HVT_SPEC.md 3.5, 4) -------------------------------------- */
+
+struct hvt_boot_info {
+    uint64_t mem_size;          /* guest-visible RAM size M */
+    uint64_t kernel_end;        /* end of loaded file-backed segments */
+    uint64_t cpu_cycle_freq;    /* TSC Hz */
+    uint64_t cmdline;           /* GPA of the NUL-terminated command line */
+    uint64_t mft;               /* GPA of the manifest copy */
+    uint32_t host_features;
+    uint32_t guest_features;
+    uint64_t net_ring;
+};
+
+enum hvt_hypercall_nr {
+    HC_WALLTIME = 1,
+    HC_PUTS = 2,
+    HC_POLL = 3,
+    HC_BLOCK_WRITE = 4,
+    HC_BLOCK_READ = 5,
+    HC_NET_WRITE = 6,
+    HC_NET_READ = 7,
+    HC_HALT = 8,
+};
+#define HC_PIO_BASE 0x500
+
+/* solo5_result_t */
+enum { RES_OK = 0, RES_AGAIN = 1, RES_EINVAL = 2, RES_EUNSPEC = 3 };
+
+struct hc_walltime { uint64_t nsecs; };
+struct hc_puts { uint64_t data; uint64_t len; };
+struct hc_poll { uint64_t timeout_nsecs; uint64_t ready_set; int32_t ret; uint32_t pad; };
+struct hc_block { uint64_t handle; uint64_t offset; uint64_t data; uint64_t len;
+                  int32_t ret; uint32_t pad; };
+struct hc_net { uint64_t handle; uint64_t data; uint64_t len; int32_t ret; uint32_t pad; };
+struct hc_halt { uint64_t cookie; int32_t exit_status; uint32_t pad; };
+
+/* Trap frame handed to HALT as the cookie after a CPU exception. */
+struct trap_frame { uint64_t cr2, ec, rip, cs, rflags, rsp, ss; };
+
+/* Manifest copy (HVT_SPEC.md 2.6) */
+#define MFT_NAME_SIZE 68
+#define MFT_BLOCK_BASIC 1
+#define MFT_NET_BASIC 2
+#define MFT_RESERVED_FIRST 0x40000000u
+struct mft_entry {
+    char name[MFT_NAME_SIZE];
+    uint32_t type;
+    union {
+        struct { uint64_t capacity; uint16_t block_size; } blk;
+        struct { uint8_t mac[6]; uint16_t mtu; } net;
+        uint8_t raw[16];
+    } u;
+    uint64_t b;
+    uint8_t attached;
+    uint8_t pad[7];
+};
+struct mft {
+    uint32_t version;
+    uint32_t entries;
+    struct mft_entry e[];
+};
+
+/* Raw hypercall: outl of the 32-bit GPA of ARG to port 0x500+NR. */
+static inline void hypercall(unsigned nr, volatile void *arg)
+{
+    __asm__ __volatile__("outl %0, %1"
+                         :: "a"((uint32_t)(uintptr_t)arg),
+                            "d"((uint16_t)(HC_PIO_BASE + nr))
+                         : "memory");
+}
+
+/* Same, but with an arbitrary 32-bit value / port (hostile tests). */
+static inline void raw_outl(uint16_t port, uint32_t val)
+{
+    __asm__ __volatile__("outl %0, %1" :: "a"(val), "d"(port) : "memory");
+}
+
+/* ---- application entry point ------------------------------------------- */
+
+/* Provided by each guest. CMDLINE has the leading --solo5:* options
+ * removed. The return value is the exit status. */
+int app_main(const char *cmdline);
+
+/* ---- runtime state ------------------------------------------------------ */
+
+extern const struct hvt_boot_info *rt_bootinfo;
+/* 0 quiet, 1 error, 2 warn, 3 info (default), 4 debug */
+enum { LOG_QUIET, LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+extern int rt_log_level;
+
+/* Thread control block; %fs points at it. gcc's stack protector reads the
+ * canary at %fs:0x28; local-exec __thread variables sit just below it. */
+struct tcb {
+    struct tcb *self;           /* %fs:0x00 */
+    uint64_t reserved[4];       /* 0x08..0x27 */
+    uint64_t stack_guard;       /* %fs:0x28 */
+    uint64_t pad[2];
+};
+extern struct tcb *rt_tcb_ptr;    /* what FS base is reset to */
+void rt_set_fs_base(uint64_t base);
+uint64_t rt_get_fs_base(void);
+
+/* ---- console ------------------------------------------------------------ */
+
+/* Write LEN bytes with exactly one PUTS hypercall. */
+void console_write(const char *buf, size_t len);
+/* Write a NUL-terminated string as-is (no newline is added). */
+void puts(const char *s);
+/* printf subset: %s %d %i %u %x %X %p %c %%, flags '0' '-', width,
+ * length modifiers l, ll, z. Output of one call goes out in as few PUTS
+ * as possible (one unless > 1 KiB). */
+int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
+int snprintf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- exit, abort, assert ----------------------------------------------- */
+
+#define EXIT_SUCCESS 0
+#define EXIT_FAILURE 1
+#define EXIT_ABORT 255
+
+void exit(int status) __attribute__((noreturn));
+/* Halt with STATUS and a cookie (GPA) for the tender; no message. */
+void rt_halt(int status, void *cookie) __attribute__((noreturn));
+void abort(void) __attribute__((noreturn));
+void rt_abort(const char *file, int line, const char *msg)
+    __attribute__((noreturn));
+#define ABORT(msg) rt_abort(__FILE__, __LINE__, (msg))
+#define assert(e) \
+    do { if (!(e)) rt_abort(__FILE__, __LINE__, "assertion failed: " #e); } while (0)
+
+/* ---- time --------------------------------------------------------------- */
+
+#define NSEC_PER_SEC 1000000000ULL
+static inline uint64_t rdtsc(void)
+{
+    uint32_t lo, hi;
+    __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
+/* Nanoseconds since boot, from the TSC scaled by cpu_cycle_freq. */
+uint64_t clock_monotonic(void);
+/* Nanoseconds since the epoch (WALLTIME hypercall). */
+uint64_t clock_wall(void);
+/* One POLL hypercall with the given timeout; returns ret, sets *ready. */
+int poll_ns(uint64_t timeout_ns, uint64_t *ready_set);
+/* POLL until DEADLINE (monotonic ns) or a device is ready: one hypercall
+ * with timeout = deadline - now (0 if passed). Returns the ready set. */
+uint64_t yield(uint64_t deadline);
+
+/* ---- manifest and block devices ----------------------------------------- */
+
+const struct mft *rt_manifest(void);
+/* Index (= handle) of the entry named NAME of TYPE, or -1. */
+int mft_find(const char *name, uint32_t type);
+
+struct block_info { uint64_t capacity; uint64_t block_size; };
+/* RES_OK and fills handle/info if NAME is an attached BLOCK_BASIC device. */
+int block_acquire(const char *name, uint64_t *handle, struct block_info *info);
+/* Bindings-style helpers: one block at a time; EINVAL (no hypercall) unless
+ * the handle is a block device, offset is a multiple of block_size and
+ * len == block_size. Otherwise the tender's ret. */
+int block_write(uint64_t handle, uint64_t offset, const void *buf, size_t len);
+int block_read(uint64_t handle, uint64_t offset, void *buf, size_t len);
+/* Raw hypercalls, no guest-side checks; return the tender's ret. */
+int hc_block_write(uint64_t handle, uint64_t offset, const void *buf, uint64_t len);
+int hc_block_read(uint64_t handle, uint64_t offset, void *buf, uint64_t len);
+
+/* ---- strings ------------------------------------------------------------ */
+
+void *memcpy(void *dst, const void *src, size_t n);
+void *memmove(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+int strcmp(const char *a, const char *b);
+int strncmp(const char *a, const char *b, size_t n);
+char *strchr(const char *s, int c);
+/* Parse a signed decimal at *S (leading spaces skipped), advance *S.
+ * Returns 0 on success, -1 if there is no number. */
+int parse_long(const char **s, long *out);
+/* Copy the next space-separated word of *S into BUF (NUL-terminated,
+ * truncated to SIZE-1), advance *S. Returns its length (0 at the end). */
+size_t next_word(const char **s, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,26 @@
+"""cffi build script (API mode): compiles csrc/vcpu_loop.c into tender._vcpu."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cffi import FFI
+
+_ROOT = Path(__file__).resolve().parent.parent
+_CSRC = _ROOT / "csrc"
+
+ffibuilder = FFI()
+ffibuilder.cdef(
+    "typedef unsigned long size_t;\n"
+    + (_CSRC / "vcpu_loop.h").read_text()
+)
+ffibuilder.set_source(
+    "tender._vcpu",
+    '#include <stdint.h>\n#include <stddef.h>\n#include "vcpu_loop.h"\n',
+    sources=[str(_CSRC / "vcpu_loop.c")],
+    include_dirs=[str(_CSRC)],
+    extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,104 @@
+"""Command line entry points. The one place where errors become exit codes.
+
+`pytender-hvt` (and `solo5-hvt`) take solo5-hvt's argv; `pytender run`
+takes the same grammar after `run`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from types import FrameType
+
+from tender import abi
+from tender.argv import Pass1, pass1, pass2, usage
+from tender.errors import Interrupted, TenderError, UsageError
+
+EXIT_TENDER_ERROR = 1   # every tender error, as solo5-hvt (spec 7.3)
+EXIT_HELP = 1
+EXIT_VERSION = 0
+
+
+def _say(prog: str, msg: str) -> None:
+    os.write(2, f"{prog}: {msg}\n".encode(errors="replace"))
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """Error class -> process exit status (all tender errors are 1)."""
+    if isinstance(exc, (TenderError, KeyboardInterrupt)):
+        return EXIT_TENDER_ERROR
+    return EXIT_TENDER_ERROR
+
+
+def run_hvt(prog: str, argv: list[str]) -> int:
+    """solo5-hvt semantics; returns the process exit status."""
+    try:
+        p1: Pass1 = pass1(argv)
+        if p1.action == "help":
+            os.write(2, usage(prog).encode())
+            return EXIT_HELP
+        if p1.action == "version":
+            os.write(2, f"{prog} tender, version {abi.SOLO5_VERSION}\n"
+                        f"ABI version {abi.HVT_ABI_VERSION}\n".encode())
+            return EXIT_VERSION
+        from tender.config import VmConfig
+        from tender.vm import Tender, load_guest
+
+        guest = load_guest(VmConfig(kernel=p1.kernel))
+        config = pass2(p1, guest[2])
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _on_signal)
+        tender = Tender(
+            config,
+            guest=guest,
+            diag=lambda m: _say(prog, m),
+            kick_signals=(signal.SIGINT, signal.SIGTERM),
+        )
+        return tender.run().exit_code
+    except UsageError as exc:
+        for line in exc.detail:
+            _say(prog, line)
+        _say(prog, exc.message)
+        os.write(2, usage(prog).encode())
+        return exit_code_for(exc)
+    except TenderError as exc:
+        _say(prog, exc.message)
+        return exit_code_for(exc)
+    except KeyboardInterrupt as exc:
+        _say(prog, f"Exiting on signal {int(signal.SIGINT)}")
+        return exit_code_for(exc)
+    except Exception as exc:   # a bug: still one line, never a traceback
+        _say(prog, f"internal error: {type(exc).__name__}: {exc}")
+        return EXIT_TENDER_ERROR
+
+
+def _finish(status: int) -> None:
+    try:
+        sys.stdout.flush()
+    finally:
+        os._exit(status & 0xFF)
+
+
+def main_hvt() -> None:
+    prog = os.path.basename(sys.argv[0]) or "pytender-hvt"
+    _finish(run_hvt(prog, sys.argv[1:]))
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    prog = "pytender"
+    if argv[:1] == ["run"]:
+        _finish(run_hvt(prog, argv[1:]))
+    if argv[:1] in (["--version"], ["version"]):
+        _finish(run_hvt(prog, ["--version"]))
+    os.write(2, f"usage: {prog} run [ OPTIONS ] [ -- ] KERNEL [ ARGS ]\n\n".encode())
+    os.write(2, usage(f"{prog} run").encode())
+    _finish(EXIT_HELP)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Host side of guest attachments: block images and taps."""

@@ -1,0 +1,111 @@
+"""A block image attached to a BLOCK_BASIC manifest entry."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import struct
+from dataclasses import dataclass
+
+from tender.errors import DeviceError
+
+DEFAULT_BLOCK_SIZE = 512
+
+
+def valid_block_size(size: int) -> bool:
+    return 512 <= size <= 0xFFFF and size & (size - 1) == 0
+
+
+def _lock_holder(fd: int) -> int | None:
+    """pid holding a conflicting POSIX lock on fd's file, if any."""
+    query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+    try:
+        res = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+    except OSError:
+        return None
+    ltype, _, _, _, pid = struct.unpack("hhqqi4x", res)
+    return pid if ltype != fcntl.F_UNLCK else None
+
+
+@dataclass
+class BlockDevice:
+    name: str
+    path: str
+    fd: int
+    capacity: int
+    block_size: int = DEFAULT_BLOCK_SIZE
+
+    @classmethod
+    def open(cls, name: str, path: str) -> BlockDevice:
+        """Open read-write (no create), take an exclusive lock so that two
+        tenders never share an image, and size it."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError as exc:
+            raise DeviceError(f"Could not open block device: {path}: {exc.strerror}") from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            if exc.errno in (errno.EACCES, errno.EAGAIN):
+                who = f" (pid {holder})" if holder else ""
+                raise DeviceError(
+                    f"Could not attach block device '{name}': {path} is in use by "
+                    f"another tender{who}"
+                ) from None
+            raise DeviceError(f"Could not lock block device: {path}: {exc.strerror}") from None
+        try:
+            capacity = os.lseek(fd, 0, os.SEEK_END)
+        except OSError:
+            os.close(fd)
+            raise DeviceError(f"{path}: Could not determine capacity") from None
+        return cls(name, path, fd, capacity)
+
+    def check_geometry(self) -> None:
+        """solo5-hvt's set-up checks, run once the sector size is final."""
+        if self.capacity % self.block_size:
+            raise DeviceError(
+                f"{self.name}: Backing storage size must be block aligned "
+                f"({self.block_size} bytes)"
+            )
+        if self.capacity < self.block_size:
+            raise DeviceError(
+                f"{self.name}: Backing storage must be at least 1 block "
+                f"({self.block_size} bytes) in size"
+            )
+
+    def read(self, offset: int, buf: memoryview) -> None:
+        done = 0
+        while done < len(buf):
+            try:
+                n = os.preadv(self.fd, [buf[done:]], offset + done)
+            except OSError as exc:
+                raise DeviceError(f"Fatal error when reading: {exc.strerror}") from None
+            if n == 0:
+                raise DeviceError(f"Fatal error: read only {done} out of {len(buf)} bytes")
+            done += n
+
+    def write(self, offset: int, buf: memoryview) -> None:
+        done = 0
+        while done < len(buf):
+            try:
+                n = os.pwrite(self.fd, buf[done:], offset + done)
+            except OSError as exc:
+                raise DeviceError(f"Fatal error when writing: {exc.strerror}") from None
+            if n == 0:
+                raise DeviceError(f"Fatal error: wrote only {done} out of {len(buf)} bytes")
+            done += n
+
+    def sync(self) -> None:
+        """Make every acknowledged write durable."""
+        os.fdatasync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                self.sync()
+            finally:
+                os.close(self.fd)
+                self.fd = -1

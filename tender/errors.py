@@ -1,0 +1,50 @@
+"""Typed errors at the tender boundary. Each carries the one-line message the
+user sees; `cli` maps classes to exit codes in one place."""
+
+from __future__ import annotations
+
+
+class TenderError(Exception):
+    """Base class: a fatal tender error (solo5-hvt exit status 1)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(TenderError):
+    """Bad command line; usage text follows the message. `detail` lines (why
+    an option was refused) are printed before it."""
+
+    def __init__(self, message: str, detail: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class ElfError(TenderError):
+    """The guest binary is not a loadable hvt executable."""
+
+
+class ManifestError(TenderError):
+    """The manifest note is missing or invalid, or a manifest JSON is bad."""
+
+
+class GuestFault(TenderError):
+    """The guest did something the tender must stop it for (bad address,
+    bad port, translation fault, ...)."""
+
+
+class KvmError(TenderError):
+    """Hypervisor set-up or run failure."""
+
+
+class DeviceError(TenderError):
+    """A host-side device (block image, tap) could not be attached or used."""
+
+
+class Interrupted(TenderError):
+    """SIGINT/SIGTERM: solo5-hvt exits 1 with `Exiting on signal N`."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"Exiting on signal {signum}")
+        self.signum = signum

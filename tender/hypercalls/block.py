@@ -1,0 +1,43 @@
+"""BLOCK_WRITE (4) / BLOCK_READ (5): whole sectors at sector-aligned offsets,
+one or many per request, bounded by the device capacity."""
+
+from __future__ import annotations
+
+import struct
+
+from tender import abi
+from tender.hypercalls.context import Context
+
+SSIZE_MAX = (1 << 63) - 1
+_RET = struct.Struct("<i")
+_RET_OFFSET = 32
+
+
+def _io(ctx: Context, gpa: int, is_write: bool) -> None:
+    mem = ctx.mem
+    mem.check_write(gpa, abi.BLOCK.size)
+    handle, offset, data, length, _ = mem.read_struct(abi.BLOCK, gpa)
+    dev = ctx.blocks.get(handle)
+    ret = abi.Result.EINVAL
+    if (
+        dev is not None
+        and length <= SSIZE_MAX
+        and offset < dev.capacity
+        and offset + length <= dev.capacity
+        and offset % dev.block_size == 0
+        and length % dev.block_size == 0
+    ):
+        if is_write:
+            dev.write(offset, mem.checked(data, length))
+        else:
+            dev.read(offset, mem.writable(data, length))
+        ret = abi.Result.OK
+    _RET.pack_into(mem.writable(gpa + _RET_OFFSET, 4), 0, ret)
+
+
+def block_write(ctx: Context, gpa: int) -> None:
+    _io(ctx, gpa, True)
+
+
+def block_read(ctx: Context, gpa: int) -> None:
+    _io(ctx, gpa, False)

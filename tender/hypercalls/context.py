@@ -1,0 +1,27 @@
+"""What a hypercall handler may touch: guest memory, attached devices, the
+console fd and the poll set. Nothing of KVM."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tender.memory import GuestMemory
+
+if TYPE_CHECKING:
+    from tender.devices.block import BlockDevice
+    from tender.devices.net import NetDevice
+    from tender.hypercalls.poll import Poller
+
+
+@dataclass
+class Context:
+    mem: GuestMemory
+    blocks: dict[int, BlockDevice] = field(default_factory=dict)   # by handle
+    nets: dict[int, NetDevice] = field(default_factory=dict)       # by handle
+    console_fd: int = 1
+    poller: Poller | None = None
+
+
+Handler = Callable[[Context, int], None]

@@ -1,0 +1,48 @@
+"""NET_WRITE (6) / NET_READ (7): one frame per call on a non-blocking tap fd."""
+
+from __future__ import annotations
+
+import os
+
+from tender import abi
+from tender.errors import DeviceError
+from tender.hypercalls.context import Context
+
+
+def net_write(ctx: Context, gpa: int) -> None:
+    mem = ctx.mem
+    mem.check_write(gpa, abi.NET.size)
+    handle, data, length, _ = mem.read_struct(abi.NET, gpa)
+    dev = ctx.nets.get(handle)
+    if dev is None:
+        mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.EINVAL)
+        return
+    buf = mem.checked(data, length)
+    try:
+        n = os.write(dev.fd, buf)
+    except OSError as exc:
+        raise DeviceError(f"Fatal error when writing: {exc.strerror}") from None
+    if n != length:
+        raise DeviceError(f"Fatal error: wrote only {n} out of {length} bytes")
+    mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.OK)
+
+
+def net_read(ctx: Context, gpa: int) -> None:
+    mem = ctx.mem
+    mem.check_write(gpa, abi.NET.size)
+    handle, data, length, _ = mem.read_struct(abi.NET, gpa)
+    dev = ctx.nets.get(handle)
+    if dev is None:
+        mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.EINVAL)
+        return
+    buf = mem.writable(data, length)
+    try:
+        n = os.readv(dev.fd, [buf])
+    except BlockingIOError:
+        n = 0
+    except OSError as exc:
+        raise DeviceError(f"Fatal error when reading: {exc.strerror}") from None
+    if n == 0:
+        mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.AGAIN)
+    else:
+        mem.write_struct(abi.NET, gpa, handle, data, n, abi.Result.OK)

@@ -1,0 +1,40 @@
+"""A KVM VM fd: memslots, vCPU creation, ioeventfds."""
+
+from __future__ import annotations
+
+import os
+
+from tender.kvm import ioctls as k
+from tender.kvm.vcpu import VcpuFd
+
+
+class VmFd:
+    def __init__(self, fd: int, vcpu_mmap_size: int) -> None:
+        self.fd = fd
+        self._vcpu_mmap_size = vcpu_mmap_size
+
+    def check_extension(self, cap: int) -> int:
+        return k.ioctl_int(self.fd, k.CHECK_EXTENSION, cap, "CHECK_EXTENSION")
+
+    def set_user_memory_region(
+        self, slot: int, gpa: int, size: int, host_addr: int, flags: int = 0
+    ) -> None:
+        region = k.UserMemoryRegion(
+            slot=slot, flags=flags, guest_phys_addr=gpa, memory_size=size,
+            userspace_addr=host_addr,
+        )
+        k.ioctl_buf(self.fd, k.SET_USER_MEMORY_REGION, region, "SET_USER_MEMORY_REGION")
+
+    def create_vcpu(self, vcpu_id: int = 0) -> VcpuFd:
+        fd = k.ioctl_int(self.fd, k.CREATE_VCPU, vcpu_id, "CREATE_VCPU")
+        return VcpuFd(fd, self._vcpu_mmap_size)
+
+    def register_pio_eventfd(self, port: int, efd: int) -> None:
+        """Any 4-byte OUT to `port` signals `efd` in the kernel, without an exit."""
+        ev = k.IoEventFd(datamatch=0, addr=port, len=4, fd=efd, flags=k.IOEVENTFD_FLAG_PIO)
+        k.ioctl_buf(self.fd, k.IOEVENTFD, ev, "IOEVENTFD")
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

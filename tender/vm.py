@@ -1,0 +1,316 @@
+"""Assemble one guest run: image + layout + KVM + devices + hypercalls.
+
+The order of steps follows solo5-hvt (spec 1), so the same input gives the
+same first error."""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tender import abi, elf, layout
+from tender import manifest as mft
+from tender.config import HandlerMode, VmConfig
+from tender.devices.block import BlockDevice
+from tender.devices.net import NetDevice
+from tender.errors import DeviceError, GuestFault, KvmError, ManifestError, TenderError, UsageError
+from tender.hypercalls import Context, Handler, dispatch_table
+from tender.hypercalls.halt import Halt, halt
+from tender.hypercalls.poll import Poller
+from tender.memory import GuestMemory
+
+Diag = Callable[[str], None]
+HaltHook = Callable[["RunningVm", Halt], None]
+
+# Hypercalls that have a C twin in csrc/vcpu_loop.c.
+NATIVE_CAPABLE = frozenset(
+    {
+        abi.Hypercall.WALLTIME, abi.Hypercall.PUTS, abi.Hypercall.POLL,
+        abi.Hypercall.BLOCK_WRITE, abi.Hypercall.BLOCK_READ,
+        abi.Hypercall.NET_WRITE, abi.Hypercall.NET_READ,
+    }
+)
+
+
+def _stderr(msg: str) -> None:
+    os.write(2, f"pytender: {msg}\n".encode(errors="replace"))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a guest run ended (a HALT; faults are raised as TenderError)."""
+
+    status: int                                  # as passed to HALT (i32)
+    trap_frame: tuple[int, ...] | None = None    # cr2 ec rip cs rflags rsp ss
+    hypercalls: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return self.status & 0xFF
+
+    @property
+    def aborted(self) -> bool:
+        return self.exit_code == abi.SOLO5_EXIT_ABORT
+
+
+def load_guest(config: VmConfig) -> tuple[bytes, elf.Notes, mft.Manifest]:
+    """Steps 2-3: read the kernel, its ABI and manifest notes."""
+    binary = elf.read_file(config.kernel)
+    notes = elf.read_notes(binary, config.kernel)
+    try:
+        manifest = mft.decode(notes.manifest_payload)
+    except ManifestError:
+        raise ManifestError(f"{config.kernel}: Solo5 manifest is invalid") from None
+    return binary, notes, manifest
+
+
+def _declared(manifest: mft.Manifest, name: str, dtype: abi.DeviceType) -> int:
+    found = manifest.find(name)
+    if found is None or found[1].type != dtype:
+        raise UsageError(f"Resource not declared in manifest: '{name}'")
+    return found[0]
+
+
+@dataclass
+class RunningVm:
+    """Everything that exists while a guest runs; hooks and tools see this."""
+
+    config: VmConfig
+    mem: GuestMemory
+    manifest: mft.Manifest
+    ctx: Context
+    vcpu: Any = None
+    diag: Diag = _stderr
+
+
+class Tender:
+    """Run one guest. `Tender(config).run()` returns an Outcome or raises a
+    TenderError whose message is the one-line diagnostic."""
+
+    def __init__(
+        self,
+        config: VmConfig,
+        *,
+        guest: tuple[bytes, elf.Notes, mft.Manifest] | None = None,
+        diag: Diag = _stderr,
+        console_fd: int = 1,
+        kick_signals: tuple[int, ...] = (),
+        halt_hooks: tuple[HaltHook, ...] = (),
+    ) -> None:
+        self.config = config
+        self._guest = guest
+        self._diag = diag
+        self._console_fd = console_fd
+        self._kick_signals = kick_signals
+        self._halt_hooks = halt_hooks
+        self._closers: list[Callable[[], None]] = []
+
+    # --- steps ---------------------------------------------------------------
+    def _attach(self, manifest: mft.Manifest) -> tuple[dict[int, BlockDevice],
+                                                        dict[int, NetDevice]]:
+        """Step 4: open block images and taps, in command-line order."""
+        blocks: dict[int, BlockDevice] = {}
+        nets: dict[int, NetDevice] = {}
+        for spec in self.config.blocks:
+            handle = _declared(manifest, spec.name, abi.DeviceType.BLOCK_BASIC)
+            dev = BlockDevice.open(spec.name, spec.path)
+            dev.block_size = spec.block_size
+            self._closers.append(dev.close)
+            blocks[handle] = dev
+        for nspec in self.config.nets:
+            handle = _declared(manifest, nspec.name, abi.DeviceType.NET_BASIC)
+            from tender.devices.net import attach
+
+            ndev = attach(nspec)
+            self._closers.append(ndev.close)
+            nets[handle] = ndev
+        return blocks, nets
+
+    def run(self) -> Outcome:
+        try:
+            return self._run()
+        finally:
+            for close in reversed(self._closers):
+                try:
+                    close()
+                except OSError:
+                    pass
+            self._closers.clear()
+
+    def _run(self) -> Outcome:
+        from tender.kvm import Kvm
+        from tender.kvm import setup as ksetup
+
+        cfg = self.config
+        binary, _notes, manifest = self._guest or load_guest(cfg)
+        blocks, nets = self._attach(manifest)
+
+        # Step 6: memory size.
+        mem_size = layout.mem_size(cfg.mem, has_net=bool(nets))
+        if mem_size.warning:
+            self._diag(mem_size.warning)
+
+        # Step 7: the VM.
+        kvm = Kvm()
+        self._closers.append(kvm.close)
+        vm = kvm.create_vm()
+        self._closers.append(vm.close)
+        vcpu = vm.create_vcpu(0)
+        self._closers.append(vcpu.close)
+        mem = GuestMemory(mem_size.alloc, mem_size.guest)
+        self._closers.append(mem.close)
+        vm.set_user_memory_region(0, 0, mem_size.alloc, mem.host_address)
+
+        # Step 8: the ELF image; host pages of text/rodata become read-only
+        # and no guest page is ever host-executable.
+        plan = elf.plan_load(binary, cfg.kernel, mem_size.alloc)
+        for seg in plan.segments:
+            mem.load(seg.vaddr, binary[seg.offset : seg.offset + seg.filesz])
+            prot = mmap.PROT_READ | (mmap.PROT_WRITE if seg.flags & 2 else 0)
+            mem.protect(seg.start, seg.end, prot)
+
+        # Step 10: vCPU.
+        cpu = layout.cpu_plan(plan.entry, mem_size)
+        for gpa, blob in cpu.blobs:
+            mem.load(gpa, blob)
+        ksetup.setup_cpuid(kvm, vcpu)
+        ksetup.setup_sregs(vcpu, cpu)
+        tsc_hz = ksetup.tsc_hz(kvm, vcpu)
+        ksetup.setup_regs(vcpu, cpu)
+
+        # Step 11: module set-up, then every declared device must be attached.
+        for handle, dev in blocks.items():
+            dev.check_geometry()
+            manifest = manifest.replace(
+                handle, manifest.entries[handle].block(dev.capacity, dev.block_size, dev.fd)
+            )
+        for handle, ndev in nets.items():
+            manifest = manifest.replace(
+                handle, manifest.entries[handle].net(ndev.mac, ndev.mtu, ndev.fd)
+            )
+        missing = [e for _, e in manifest.devices() if not e.attached]
+        for e in missing:
+            tname = abi.DeviceType(e.type).name if e.type in (1, 2) else str(e.type)
+            self._diag(f"Device '{e.name}' of type {tname} declared but not attached.")
+        if missing:
+            raise UsageError("All declared devices must be attached. See --help for syntax.")
+
+        poller = Poller({h: d.fd for h, d in nets.items()})
+        self._closers.append(poller.close)
+        ctx = Context(mem=mem, blocks=blocks, nets=nets, console_fd=self._console_fd,
+                      poller=poller)
+
+        # Step 12: boot info, manifest copy, command line.
+        for gpa, blob in layout.boot_blobs(
+            kernel_end=plan.kernel_end, mem=mem_size, tsc_hz=tsc_hz,
+            manifest=manifest.to_bytes(), args=cfg.args, ring_active=False,
+        ):
+            mem.load(gpa, blob)
+
+        running = RunningVm(cfg, mem, manifest, ctx, vcpu, self._diag)
+        table = dispatch_table(bool(blocks), bool(nets))
+        return self._loop(running, table)
+
+    # --- step 14: the vCPU loop ---------------------------------------------
+    def _loop(self, vm: RunningVm, table: dict[int, Handler]) -> Outcome:
+        from tender._vcpu import ffi, lib
+
+        mem, ctx, vcpu = vm.mem, vm.ctx, vm.vcpu
+        native = self.config.handlers is HandlerMode.NATIVE
+        v = ffi.new("struct vl_vcpu *")
+        run_buf = ffi.from_buffer(vcpu.run_area)
+        v.vcpufd = vcpu.fd
+        v.run = run_buf
+        v.mem = ffi.cast("uint8_t *", mem.host_address)
+        v.mem_size = mem.size
+        v.write_floor = mem.write_floor
+        if len(mem.read_only) > lib.VL_MAX_RO:
+            raise KvmError("too many read-only segments")
+        v.n_ro = len(mem.read_only)
+        for i, (start, end) in enumerate(mem.read_only):
+            v.ro_start[i], v.ro_end[i] = start, end
+        v.n_devices = len(vm.manifest.entries)
+        for h, b in ctx.blocks.items():
+            v.devices[h] = {"kind": lib.VL_DEV_BLOCK, "fd": b.fd, "capacity": b.capacity,
+                            "block_size": b.block_size}
+        for h, n in ctx.nets.items():
+            v.devices[h] = {"kind": lib.VL_DEV_NET, "fd": n.fd}
+        if native:
+            v.native_mask = sum(1 << nr for nr in table if nr in NATIVE_CAPABLE)
+        for sig in self._kick_signals:
+            lib.vl_install_kick(run_buf, sig)
+        e = ffi.new("struct vl_exit *")
+        counts = [0] * (abi.HYPERCALL_MAX + 1)
+
+        def outcome(status: int, frame: tuple[int, ...] | None) -> Outcome:
+            named = {
+                abi.Hypercall(nr).name.lower(): counts[nr] + v.counts[nr]
+                for nr in range(1, abi.HYPERCALL_MAX + 1)
+                if counts[nr] + v.counts[nr]
+            }
+            return Outcome(status, frame, named)
+
+        while True:
+            lib.vl_run(v, e)
+            reason = e.reason
+            if reason == lib.VL_IO:
+                port = e.port
+                if e.direction != 1 or e.size != 4 or not (
+                    abi.HYPERCALL_PIO_BASE <= port <= abi.HYPERCALL_PIO_BASE + abi.HYPERCALL_MAX
+                ):
+                    raise GuestFault(f"Invalid guest port access: port=0x{port:x}")
+                nr = port - abi.HYPERCALL_PIO_BASE
+                if nr == abi.Hypercall.HALT:
+                    counts[nr] += 1
+                    h = halt(mem, e.data)
+                    for hook in self._halt_hooks:
+                        hook(vm, h)
+                    return outcome(h.status, h.trap_frame)
+                handler = table.get(nr)
+                if handler is None:
+                    raise GuestFault(f"Invalid guest hypercall: num={nr}")
+                counts[nr] += 1
+                handler(ctx, e.data)
+            elif reason == lib.VL_EINTR:
+                continue    # Python signal handlers run here; they raise to stop
+            elif reason == lib.VL_FATAL:
+                msg = ffi.string(e.msg).decode(errors="replace")
+                if msg.startswith("Invalid guest"):
+                    raise GuestFault(msg)
+                raise DeviceError(msg)
+            elif reason == lib.VL_ERRNO:
+                if e.err == errno.EFAULT:
+                    rip = vcpu.get_regs().rip
+                    raise GuestFault(f"KVM: host/guest translation fault: rip=0x{rip:x}")
+                raise KvmError(f"KVM: ioctl (RUN) failed: {os.strerror(e.err)}")
+            else:
+                raise self._exit_error(vm, e)
+
+    @staticmethod
+    def _exit_error(vm: RunningVm, e: Any) -> TenderError:
+        from tender.kvm import ioctls as k
+
+        r = e.kvm_reason
+        if r == k.EXIT_FAIL_ENTRY:
+            return KvmError(f"KVM: entry failure: hw_entry_failure_reason=0x{e.fail_reason:x}")
+        if r == k.EXIT_INTERNAL_ERROR:
+            return KvmError(f"KVM: internal error exit: suberror=0x{e.suberror:x}")
+        rip = vm.vcpu.get_regs().rip
+        # A guest write to a host-read-only page inside RAM: hardware KVM fails
+        # KVM_RUN with EFAULT; some KVMs (kvm_pvm, read-only memslots) report an
+        # MMIO write instead. Both are the same fault.
+        if r == k.EXIT_MMIO and e.mmio_is_write and e.mmio_addr < vm.mem.alloc_size:
+            return GuestFault(f"KVM: host/guest translation fault: rip=0x{rip:x}")
+        return KvmError(f"KVM: unhandled exit: exit_reason=0x{r:x}, rip=0x{rip:x}")
+
+
+def run(config: VmConfig) -> Outcome:
+    """Library shorthand: run a guest to completion."""
+    return Tender(config).run()
+
+
+__all__ = ["Outcome", "RunningVm", "Tender", "load_guest", "run"]
