@@ -60,3 +60,18 @@ int vl_check_write(const struct vl_vcpu *v, uint64_t gpa, uint64_t sz);
 int vl_install_kick(void *run, int signum);
 int vl_mprotect(void *addr, size_t len, int prot);
 int vl_fdatasync(int fd);
+
+/* Ring I/O thread (csrc/ring.c, HVT_SPEC.md 5). vl_ring_start copies V (the
+ * bounds, read-only ranges and devices; vcpufd/run are not used), zeroes the
+ * ring at RING_GPA and returns once the thread runs, or NULL with ERR set.
+ * vl_ring_stop sets the stop flag, kicks EFD, joins and frees; the caller
+ * closes EFD. Fatal errors in the thread exit the process with status 1. */
+struct vl_ring;
+struct vl_ring_stats {
+    uint64_t writes;
+    uint64_t reads;
+    uint64_t kicks;
+};
+struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int efd,
+                              const char *prog, char *err, size_t errlen);
+int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats);

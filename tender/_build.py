@@ -17,9 +17,11 @@ ffibuilder.cdef(
 ffibuilder.set_source(
     "tender._vcpu",
     '#include <stdint.h>\n#include <stddef.h>\n#include "vcpu_loop.h"\n',
-    sources=[str(_CSRC / "vcpu_loop.c")],
-    include_dirs=[str(_CSRC)],
-    extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+    # Relative to the project root: setuptools refuses absolute source paths.
+    sources=["csrc/vcpu_loop.c", "csrc/ring.c"],
+    include_dirs=["csrc"],
+    extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11", "-pthread"],
+    extra_link_args=["-pthread"],
 )
 
 if __name__ == "__main__":

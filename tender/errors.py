@@ -42,6 +42,11 @@ class DeviceError(TenderError):
     """A host-side device (block image, tap) could not be attached or used."""
 
 
+class DebugError(TenderError):
+    """A debug module (gdb stub, dumpcore, trace) could not be set up, or the
+    debugger ended the run (gdb `kill`)."""
+
+
 class Interrupted(TenderError):
     """SIGINT/SIGTERM: solo5-hvt exits 1 with `Exiting on signal N`."""
 

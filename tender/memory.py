@@ -96,7 +96,12 @@ class GuestMemory:
             return
         from tender._vcpu import ffi
 
-        self.view.release()
-        ffi.release(self._cbuf)
+        try:
+            self.view.release()
+            ffi.release(self._cbuf)
+            self._mm.close()
+        except BufferError:
+            # A view is still alive (e.g. in the traceback of the error that
+            # ended the run); the mapping goes when the last view does.
+            pass
         self._cbuf = None
-        self._mm.close()

@@ -16,7 +16,8 @@ from tender import abi, elf, layout
 from tender import manifest as mft
 from tender.config import HandlerMode, VmConfig
 from tender.devices.block import BlockDevice
-from tender.devices.net import NetDevice
+from tender.devices.net import NetDevice, effective_mac
+from tender.devices.ring import NetRing
 from tender.errors import DeviceError, GuestFault, KvmError, ManifestError, TenderError, UsageError
 from tender.hypercalls import Context, Handler, dispatch_table
 from tender.hypercalls.halt import Halt, halt
@@ -25,6 +26,9 @@ from tender.memory import GuestMemory
 
 Diag = Callable[[str], None]
 HaltHook = Callable[["RunningVm", Halt], None]
+# Sees VL_EXIT and VL_EINTR records (struct vl_exit) before the loop acts on
+# them; True claims a VL_EXIT (e.g. the gdb stub's KVM_EXIT_DEBUG) and resumes.
+ExitHook = Callable[["RunningVm", Any], bool]
 
 # Hypercalls that have a C twin in csrc/vcpu_loop.c.
 NATIVE_CAPABLE = frozenset(
@@ -87,6 +91,29 @@ class RunningVm:
     diag: Diag = _stderr
 
 
+def _native_view(mem: GuestMemory, manifest: mft.Manifest, ctx: Context) -> Any:
+    """A `struct vl_vcpu *` with what the C code needs to check guest
+    addresses and reach devices (shared by the vCPU loop and the ring)."""
+    from tender._vcpu import ffi, lib
+
+    v = ffi.new("struct vl_vcpu *")
+    v.mem = ffi.cast("uint8_t *", mem.host_address)
+    v.mem_size = mem.size
+    v.write_floor = mem.write_floor
+    if len(mem.read_only) > lib.VL_MAX_RO:
+        raise KvmError("too many read-only segments")
+    v.n_ro = len(mem.read_only)
+    for i, (start, end) in enumerate(mem.read_only):
+        v.ro_start[i], v.ro_end[i] = start, end
+    v.n_devices = len(manifest.entries)
+    for h, b in ctx.blocks.items():
+        v.devices[h] = {"kind": lib.VL_DEV_BLOCK, "fd": b.fd, "capacity": b.capacity,
+                        "block_size": b.block_size}
+    for h, n in ctx.nets.items():
+        v.devices[h] = {"kind": lib.VL_DEV_NET, "fd": n.fd}
+    return v
+
+
 class Tender:
     """Run one guest. `Tender(config).run()` returns an Outcome or raises a
     TenderError whose message is the one-line diagnostic."""
@@ -100,6 +127,8 @@ class Tender:
         console_fd: int = 1,
         kick_signals: tuple[int, ...] = (),
         halt_hooks: tuple[HaltHook, ...] = (),
+        exit_hooks: tuple[ExitHook, ...] = (),
+        prog: str = "pytender",
     ) -> None:
         self.config = config
         self._guest = guest
@@ -107,6 +136,8 @@ class Tender:
         self._console_fd = console_fd
         self._kick_signals = kick_signals
         self._halt_hooks = halt_hooks
+        self._exit_hooks = exit_hooks
+        self._prog = prog    # prefix of fatal messages printed by C threads
         self._closers: list[Callable[[], None]] = []
 
     # --- steps ---------------------------------------------------------------
@@ -137,7 +168,7 @@ class Tender:
             for close in reversed(self._closers):
                 try:
                     close()
-                except OSError:
+                except (OSError, BufferError):
                     pass
             self._closers.clear()
 
@@ -189,9 +220,20 @@ class Tender:
                 handle, manifest.entries[handle].block(dev.capacity, dev.block_size, dev.fd)
             )
         for handle, ndev in nets.items():
+            ndev.mac = effective_mac(ndev)
             manifest = manifest.replace(
                 handle, manifest.entries[handle].net(ndev.mac, ndev.mtu, ndev.fd)
             )
+        # Debug modules (gdb, dumpcore, trace) come after net, as upstream;
+        # nothing is imported or installed unless one was asked for.
+        debug = None
+        if cfg.gdb_port is not None or cfg.dumpcore is not None or cfg.trace is not None:
+            from tender.debug import attach_debug
+
+            debug = attach_debug(cfg, vcpu, mem, self._diag)
+            self._closers.append(debug.close)
+            self._halt_hooks += debug.halt_hooks
+            self._exit_hooks += debug.exit_hooks
         missing = [e for _, e in manifest.devices() if not e.attached]
         for e in missing:
             tname = abi.DeviceType(e.type).name if e.type in (1, 2) else str(e.type)
@@ -203,48 +245,72 @@ class Tender:
         self._closers.append(poller.close)
         ctx = Context(mem=mem, blocks=blocks, nets=nets, console_fd=self._console_fd,
                       poller=poller)
+        ring = self._start_ring(vm, mem, mem_size, manifest, ctx) if nets else None
 
         # Step 12: boot info, manifest copy, command line.
         for gpa, blob in layout.boot_blobs(
             kernel_end=plan.kernel_end, mem=mem_size, tsc_hz=tsc_hz,
-            manifest=manifest.to_bytes(), args=cfg.args, ring_active=False,
+            manifest=manifest.to_bytes(), args=cfg.args, ring_active=ring is not None,
         ):
             mem.load(gpa, blob)
 
         running = RunningVm(cfg, mem, manifest, ctx, vcpu, self._diag)
         table = dispatch_table(bool(blocks), bool(nets))
+        if debug is not None:
+            return debug.run(running, table, self._loop)
         return self._loop(running, table)
+
+    def _native(self) -> bool:
+        # A trace must see every hypercall, so it forces the Python handlers.
+        return self.config.handlers is HandlerMode.NATIVE and self.config.trace is None
+
+    def _start_ring(self, vm: Any, mem: GuestMemory, mem_size: layout.MemSize,
+                    manifest: mft.Manifest, ctx: Context) -> NetRing | None:
+        """Spec 5.1: offer HVT_FEATURE_RING_IO when the C I/O thread can serve
+        it. Only with native handlers: the ring bypasses every hypercall, so
+        nothing in Python could observe (or be the reference for) it."""
+        from tender.kvm import ioctls as k
+
+        if not self._native():
+            return None
+        register = None
+        if vm.check_extension(k.CAP_IOEVENTFD) > 0:
+            def register(efd: int) -> None:
+                vm.register_pio_eventfd(abi.RING_KICK_PORT, efd)
+        ring = NetRing.start(register, _native_view(mem, manifest, ctx), mem_size.ring_base,
+                             self._prog, self._diag)
+        if ring is not None:
+            self._closers.append(ring.stop)
+            # First halt hook, as upstream: the thread stops before dumpcore.
+            self._halt_hooks = (lambda _vm, _h: ring.stop(), *self._halt_hooks)
+        return ring
 
     # --- step 14: the vCPU loop ---------------------------------------------
     def _loop(self, vm: RunningVm, table: dict[int, Handler]) -> Outcome:
         from tender._vcpu import ffi, lib
 
-        mem, ctx, vcpu = vm.mem, vm.ctx, vm.vcpu
-        native = self.config.handlers is HandlerMode.NATIVE
-        v = ffi.new("struct vl_vcpu *")
+        vcpu = vm.vcpu
+        native = self._native()
+        v = _native_view(vm.mem, vm.manifest, vm.ctx)
         run_buf = ffi.from_buffer(vcpu.run_area)
         v.vcpufd = vcpu.fd
         v.run = run_buf
-        v.mem = ffi.cast("uint8_t *", mem.host_address)
-        v.mem_size = mem.size
-        v.write_floor = mem.write_floor
-        if len(mem.read_only) > lib.VL_MAX_RO:
-            raise KvmError("too many read-only segments")
-        v.n_ro = len(mem.read_only)
-        for i, (start, end) in enumerate(mem.read_only):
-            v.ro_start[i], v.ro_end[i] = start, end
-        v.n_devices = len(vm.manifest.entries)
-        for h, b in ctx.blocks.items():
-            v.devices[h] = {"kind": lib.VL_DEV_BLOCK, "fd": b.fd, "capacity": b.capacity,
-                            "block_size": b.block_size}
-        for h, n in ctx.nets.items():
-            v.devices[h] = {"kind": lib.VL_DEV_NET, "fd": n.fd}
         if native:
             v.native_mask = sum(1 << nr for nr in table if nr in NATIVE_CAPABLE)
         for sig in self._kick_signals:
             lib.vl_install_kick(run_buf, sig)
         e = ffi.new("struct vl_exit *")
         counts = [0] * (abi.HYPERCALL_MAX + 1)
+        try:
+            return self._dispatch(vm, table, v, e, counts)
+        finally:
+            ffi.release(run_buf)
+
+    def _dispatch(self, vm: RunningVm, table: dict[int, Handler], v: Any, e: Any,
+                  counts: list[int]) -> Outcome:
+        from tender._vcpu import ffi, lib
+
+        mem, ctx, vcpu = vm.mem, vm.ctx, vm.vcpu
 
         def outcome(status: int, frame: tuple[int, ...] | None) -> Outcome:
             named = {
@@ -276,6 +342,8 @@ class Tender:
                 counts[nr] += 1
                 handler(ctx, e.data)
             elif reason == lib.VL_EINTR:
+                for xhook in self._exit_hooks:
+                    xhook(vm, e)
                 continue    # Python signal handlers run here; they raise to stop
             elif reason == lib.VL_FATAL:
                 msg = ffi.string(e.msg).decode(errors="replace")
@@ -287,6 +355,8 @@ class Tender:
                     rip = vcpu.get_regs().rip
                     raise GuestFault(f"KVM: host/guest translation fault: rip=0x{rip:x}")
                 raise KvmError(f"KVM: ioctl (RUN) failed: {os.strerror(e.err)}")
+            elif any(xhook(vm, e) for xhook in self._exit_hooks):
+                continue
             else:
                 raise self._exit_error(vm, e)
 

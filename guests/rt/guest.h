@@ -145,7 +145,7 @@ void rt_abort(const char *file, int line, const char *msg)
 
 /* ---- time --------------------------------------------------------------- */
 
-#define NSEC_PER_SEC 1000000000ULL
+#define NSEC_PER_SEC ((uint64_t)1000000000)
 static inline uint64_t rdtsc(void)
 {
     uint32_t lo, hi;

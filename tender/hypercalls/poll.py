@@ -8,6 +8,7 @@ from tender import abi
 from tender.hypercalls.context import Context
 
 _READY = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP
+_MAX_TIMEOUT_MS = 2**31 - 1
 
 
 class Poller:
@@ -22,7 +23,11 @@ class Poller:
 
     def wait(self, timeout_ns: int) -> tuple[int, int]:
         """(ready_set, number ready) after at most timeout_ns."""
-        events = self._epoll.poll(timeout_ns / 1e9)
+        # epoll counts in int milliseconds: clamp huge guest timeouts (a
+        # u64) instead of overflowing; round up so a short timeout does
+        # not become a busy 0, except a 0 timeout, which must not block.
+        timeout_ms = min(-(-timeout_ns // 1_000_000), _MAX_TIMEOUT_MS)
+        events = self._epoll.poll(timeout_ms / 1000)
         ready = 0
         for fd, mask in events:
             if mask & _READY:

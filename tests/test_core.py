@@ -1,0 +1,200 @@
+"""Issue 1 (core): our guests through the real CLI on real KVM, exact
+statuses and outputs, in both handler modes where it matters."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, guest, kvm_is_pvm, require_kvm, run_tender, tender_cmd
+
+pytestmark = pytest.mark.usefixtures("kvm")
+
+MEM = "--mem=64"
+
+
+def expect_success(r) -> None:  # type: ignore[no-untyped-def]
+    assert r.status == 0, r.output
+    assert "SUCCESS" in r.out
+    assert "Traceback" not in r.output
+
+
+def expect_abort(r) -> None:  # type: ignore[no-untyped-def]
+    assert r.status == 255, r.output
+    assert "ABORT" in r.out
+    assert "Traceback" not in r.output
+
+
+def expect_fatal(r, text: str) -> None:  # type: ignore[no-untyped-def]
+    assert r.status == 1, r.output
+    assert f"pytender: {text}" in r.err, r.err
+    assert "Traceback" not in r.output
+    assert "FAILURE" not in r.out
+
+
+def test_hello(handlers: str) -> None:
+    r = run_tender(MEM, handlers, guest("hello"), "Hello_Solo5")
+    expect_success(r)
+    assert "Hello, World" in r.out
+    assert "Solo5:" not in r.output   # the tender never speaks as the guest
+
+
+def test_hello_default_mem_and_4096() -> None:
+    expect_success(run_tender(guest("hello"), "Hello_Solo5"))
+    r = run_tender("--mem=4096", guest("hello"), "Hello_Solo5")
+    expect_success(r)
+    assert "mem=0x100000000" in r.out
+
+
+def test_hello_checks_cmdline() -> None:
+    r = run_tender(MEM, guest("hello"), "Hello", "Solo5")
+    assert r.status == 1
+    assert 'cmdline="Hello Solo5"' in r.out
+    assert "FAILURE" in r.out
+
+
+def test_args_after_kernel_go_to_guest_verbatim() -> None:
+    r = run_tender(MEM, guest("hello"), "--help", "--mem=2")
+    assert r.status == 1
+    assert 'cmdline="--help --mem=2"' in r.out
+    assert "usage:" not in r.err
+
+
+def test_hvt_grammar_entry_point() -> None:
+    r = run_tender(MEM, "--", guest("hello"), "Hello_Solo5", hvt=True)
+    expect_success(r)
+    r = run_tender("--bogus", guest("hello"), hvt=True)
+    assert r.status == 1
+    assert "pytender-hvt: Invalid option: `--bogus'" in r.err
+
+
+def test_installed_console_scripts() -> None:
+    bindir = os.path.dirname(sys.executable)
+    for name in ("pytender", "pytender-hvt", "solo5-hvt"):
+        path = os.path.join(bindir, name)
+        assert os.access(path, os.X_OK), f"{name} not installed next to {sys.executable}"
+    proc = subprocess.run([os.path.join(bindir, "solo5-hvt"), MEM, guest("hello"),
+                           "Hello_Solo5"], capture_output=True, timeout=120)
+    assert proc.returncode == 0 and b"SUCCESS" in proc.stdout
+
+
+def test_quiet() -> None:
+    r = run_tender(MEM, "--", guest("quiet"), "--solo5:quiet")
+    expect_success(r)
+    assert r.out == "SUCCESS\n"
+
+
+def test_output_single_puts_4k(handlers: str) -> None:
+    r = run_tender(MEM, handlers, guest("output"), "Output_Solo5")
+    assert r.status == 0, r.output
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"
+    expected = "".join(
+        "".join(alphabet[(line + i) % 64] for i in range(63)) + "\n" for line in range(64)
+    )
+    assert r.out.endswith(expected)
+
+
+def test_globals() -> None:
+    expect_success(run_tender(MEM, guest("globals")))
+
+
+def test_tls() -> None:
+    expect_success(run_tender(MEM, guest("tls")))
+
+
+@pytest.mark.parametrize("name", ["exception", "zeropage", "notls", "ssp", "abort"])
+def test_aborts(name: str) -> None:
+    r = run_tender(MEM, guest(name))
+    expect_abort(r)
+    if name == "ssp":
+        assert "Stack corruption detected" in r.out
+    if name in ("exception", "zeropage", "notls"):
+        assert "#PF" in r.out
+
+
+@pytest.mark.parametrize(("arg", "status"), [("0", 0), ("7", 7), ("256", 0), ("-2", 254),
+                                             ("255", 255)])
+def test_exit_status(arg: str, status: int) -> None:
+    r = run_tender(MEM, guest("exit"), arg)
+    assert r.status == status, r.output
+
+
+def test_time(handlers: str) -> None:
+    expect_success(run_tender(MEM, handlers, guest("time")))
+
+
+def test_fpu() -> None:
+    r = run_tender(MEM, guest("fpu"))
+    if kvm_is_pvm():
+        # kvm_pvm cannot run guest SSE arithmetic under any tender.
+        expect_fatal(r, "KVM: internal error exit: suberror=0x1")
+    else:
+        expect_success(r)
+
+
+@pytest.mark.parametrize("name", ["wtext", "wrodata"])
+def test_write_to_readonly_segment_is_a_translation_fault(name: str) -> None:
+    r = run_tender(MEM, guest(name))
+    expect_fatal(r, "KVM: host/guest translation fault: rip=0x")
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("puts-oob", "Invalid guest access: gpa=0x3ffffff, sz=1"),
+        ("puts-huge", "Invalid guest access: gpa=0x"),
+        ("puts-wrap", "Invalid guest access: gpa=0xffffffffffff0000, sz=131072"),
+        ("arg-oob", "Invalid guest access: gpa=0x4001000, sz=16"),
+        ("arg-last", "Invalid guest access: gpa=0x3fffff0, sz=16"),
+        ("bad-nr", "Invalid guest hypercall: num=0"),
+        ("bad-nr9", "Invalid guest port access: port=0x509"),
+        ("port-in", "Invalid guest port access: port=0x5"),
+        ("port-size", "Invalid guest port access: port=0x5"),
+        ("port-far", "Invalid guest port access: port=0x1234"),
+        ("halt-cookie-oob", "Invalid guest access: gpa=0x3ffff9c, sz=512"),
+        ("walltime-ro", "Invalid guest access: gpa=0x"),
+        ("block-nodev", "Invalid guest hypercall: num=5"),
+    ],
+)
+def test_hostile_guest_is_stopped(mode: str, message: str, handlers: str) -> None:
+    expect_fatal(run_tender(MEM, handlers, guest("hostile"), mode), message)
+
+
+@pytest.mark.parametrize("mode", ["poll-zero", "pagetables"])
+def test_hostile_guest_harmless_modes(mode: str, handlers: str) -> None:
+    expect_success(run_tender(MEM, handlers, guest("hostile"), mode))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_ends_the_tender(sig: int) -> None:
+    proc = subprocess.Popen(tender_cmd(MEM, guest("time")), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()   # the guest is running once it printed
+    assert b"GUEST" in line
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert f"pytender: Exiting on signal {int(sig)}".encode() in err
+    assert b"Traceback" not in err
+
+
+def test_library_api(capfd: pytest.CaptureFixture[str]) -> None:
+    require_kvm()
+    from tender import Tender, VmConfig
+
+    out = Tender(VmConfig(kernel=guest("hello"), args=(b"Hello_Solo5",), mem=64 << 20)).run()
+    assert out.exit_code == 0 and not out.aborted
+    assert out.hypercalls["puts"] >= 1 and out.hypercalls["halt"] == 1
+    assert "SUCCESS" in capfd.readouterr().out
+    out = Tender(VmConfig(kernel=guest("abort"), mem=64 << 20)).run()
+    assert out.aborted and out.exit_code == 255
+    assert out.trap_frame is None
+    out = Tender(VmConfig(kernel=guest("zeropage"), mem=64 << 20)).run()
+    assert out.aborted and out.trap_frame is not None
+    assert out.trap_frame[0] == 8   # cr2: the faulting address
