@@ -48,6 +48,7 @@ pytender options:
     [ --net=IFACE ] (attach IFACE to the guest's only network device)
     [ --handlers=native|python ] (native C fast path, or the Python reference)
     [ --trace=FILE ] (one JSON line per hypercall and exit)
+    [ --net-ring=on|off ] (offer the net ring to the guest; default on)
 """
 
 
@@ -114,6 +115,7 @@ def pass2(p1: Pass1, manifest: Manifest) -> VmConfig:
     gdb = False
     gdb_port = 1234
     trace: str | None = None
+    net_ring = True
     for arg in p1.options:
         if arg == "--":
             break
@@ -151,6 +153,8 @@ def pass2(p1: Pass1, manifest: Manifest) -> VmConfig:
             if m is None or int(m[1]) > 65535:
                 raise UsageError("Malformed argument to --gdb-port")
             gdb_port = int(m[1])
+        elif arg in ("--net-ring=on", "--net-ring=off"):
+            net_ring = arg == "--net-ring=on"
         elif arg.startswith("--trace=") and len(arg) > len("--trace="):
             trace = arg[len("--trace="):]
         else:
@@ -169,4 +173,5 @@ def pass2(p1: Pass1, manifest: Manifest) -> VmConfig:
         dumpcore=dumpcore,
         gdb_port=gdb_port if gdb else None,
         trace=trace,
+        net_ring=net_ring,
     )

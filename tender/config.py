@@ -39,3 +39,4 @@ class VmConfig:
     dumpcore: str | None = None
     gdb_port: int | None = None
     trace: str | None = None
+    net_ring: bool = True       # offer HVT_FEATURE_RING_IO (native handlers only)

@@ -271,7 +271,7 @@ class Tender:
         nothing in Python could observe (or be the reference for) it."""
         from tender.kvm import ioctls as k
 
-        if not self._native():
+        if not self._native() or not self.config.net_ring:
             return None
         register = None
         if vm.check_extension(k.CAP_IOEVENTFD) > 0:

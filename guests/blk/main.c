@@ -9,6 +9,8 @@
  *   write SEED        only write, exit 0
  *   write-abort SEED  write, then abort() (255)
  *   write-spin SEED   write, print WRITTEN, then yield forever (for SIGTERM)
+ *   write-busy SEED   write, print WRITTEN, then spin with no VM exit at all
+ *   write-fault SEED  write, then a fatal bad hypercall (tender exits 1)
  *   multi             fail if a multi-sector raw request gets EINVAL
  */
 #include "guest.h"
@@ -230,6 +232,23 @@ int app_main(const char *cmdline)
         puts("WRITTEN\n");
         for (;;)
             yield(clock_monotonic() + NSEC_PER_SEC);
+    } else if (strcmp(mode, "write-busy") == 0) {
+        /* Spin without a single VM exit: a signal must still end the run. */
+        if (write_all())
+            return EXIT_FAILURE;
+        puts("WRITTEN\n");
+        for (volatile uint64_t i = 0;; i++)
+            ;
+    } else if (strcmp(mode, "write-fault") == 0) {
+        /* Then a PUTS of the last byte of RAM: the tender kills us (exit 1). */
+        if (write_all())
+            return EXIT_FAILURE;
+        static struct hc_puts bad;
+        bad.data = rt_bootinfo->mem_size - 1;
+        bad.len = 1;
+        hypercall(HC_PUTS, &bad);
+        puts("FAILURE: survived a bad PUTS\n");
+        return EXIT_FAILURE;
     } else {
         printf("FAILURE: unknown mode \"%s\"\n", mode);
         return EXIT_FAILURE;

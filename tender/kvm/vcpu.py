@@ -44,6 +44,9 @@ class VcpuFd:
         k.ioctl_buf(self.fd, k.GET_FPU, fpu, "GET_FPU")
         return fpu
 
+    def set_fpu(self, fpu: k.Fpu) -> None:
+        k.ioctl_buf(self.fd, k.SET_FPU, fpu, "SET_FPU")
+
     def set_guest_debug(self, dbg: k.GuestDebug) -> None:
         k.ioctl_buf(self.fd, k.SET_GUEST_DEBUG, dbg, "SET_GUEST_DEBUG")
 
