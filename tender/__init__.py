@@ -1,9 +1,28 @@
-"""pytender: a Solo5 hvt tender. Public API: Tender, VmConfig, Outcome."""
+"""pytender: a Solo5 hvt tender. Public API: Tender, VmConfig, Outcome.
 
-from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
-from tender.errors import TenderError
-from tender.vm import Outcome, Tender, run
+Names load lazily so that `python -m tender.manifest` and the CLI's early
+error paths do not pay for the whole run path."""
 
-__all__ = [
-    "BlockSpec", "HandlerMode", "NetSpec", "Outcome", "Tender", "TenderError", "VmConfig", "run",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
+    from tender.errors import TenderError
+    from tender.vm import Outcome, Tender, run
+
+_WHERE = {
+    "BlockSpec": "tender.config", "HandlerMode": "tender.config", "NetSpec": "tender.config",
+    "VmConfig": "tender.config", "TenderError": "tender.errors", "Outcome": "tender.vm",
+    "Tender": "tender.vm", "run": "tender.vm",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'tender' has no attribute {name!r}")
