@@ -242,6 +242,11 @@ static void *io_thread(void *arg)
         }
         process(q, tail);
     }
+    /* Stopping (the guest halted): send what it wrote just before, so a
+     * last reply is not lost. Reads get commits nobody will consume. */
+    tail = guest_tail(q);
+    if (tail != q->ent_head && tail - q->ent_head <= RING_SIZE)
+        process(q, tail);
     return NULL;
 }
 

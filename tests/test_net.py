@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-
 from conftest import ROOT, Run, guest, require_kvm, tender_cmd
 
 TAP0, TAP1, TAP9K = "pyt0", "pyt1", "pyt9k"
@@ -47,10 +46,10 @@ class Netns:
     def exec(self, *cmd: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *cmd]
 
-    def tender(self, *args: str, **kw: object) -> subprocess.Popen[bytes]:
+    def tender(self, *args: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             self.exec(*tender_cmd(*args)), cwd=ROOT, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw,  # type: ignore[call-overload]
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds,
         )
 
     def run_tender(self, *args: str, timeout: float = 60) -> Run:
@@ -115,8 +114,8 @@ class Guest:
         return Run(self.proc.returncode, "".join(self.lines).encode() + out, err)
 
 
-def start(ns: Netns, *args: str, **kw: object) -> Guest:
-    g = Guest(ns.tender(*args, **kw))
+def start(ns: Netns, *args: str, pass_fds: tuple[int, ...] = ()) -> Guest:
+    g = Guest(ns.tender(*args, pass_fds=pass_fds))
     g.ready()
     return g
 

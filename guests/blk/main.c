@@ -34,15 +34,18 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-/* sector index, seed, then words derived from both */
+/* Sector contents: words {sector, seed, ~sector}, then a body of one
+ * pseudo-random word derived from both (rep stosq: cheap even when the
+ * guest is emulated), then {sector ^ seed} as the last word. */
 static void pattern(uint8_t *p, uint64_t sector)
 {
     uint64_t *w = (uint64_t *)p;
-    uint64_t x = mix(sector ^ mix(seed));
+    uint64_t words = info.block_size / 8;
+    memset64(w + 3, mix(sector ^ mix(seed)), words - 4);
     w[0] = sector;
     w[1] = seed;
-    for (uint64_t j = 2; j < info.block_size / 8; j++)
-        w[j] = x + j * 0x2545f4914f6cdd1dULL;
+    w[2] = ~sector;
+    w[words - 1] = sector ^ seed ^ 0x7e11da7a5ec70c5ULL;
 }
 
 static int write_all(void)
@@ -177,9 +180,20 @@ static int full_test(int need_multi)
     /* zero-length request inside the device: informative only */
     printf("zero-length raw read: %s\n", res_name(hc_block_read(handle, 0, buf, 0)));
 
-    /* nothing above may have changed the contents */
-    if (verify_all())
-        return -1;
+    /* nothing above may have changed the contents: recheck the sectors the
+     * raw requests touched (a full pass costs minutes on an emulated CPU) */
+    uint64_t touched[] = { 0, 1, 2, 3, 4, n - 2, n - 1 };
+    for (unsigned i = 0; i < sizeof(touched) / sizeof(touched[0]); i++) {
+        uint64_t s = touched[i];
+        if (s >= n)
+            continue;
+        CHECK(block_read(handle, s * bs, buf, bs) == RES_OK);
+        pattern(want, s);
+        if (memcmp(buf, want, bs) != 0) {
+            printf("FAILURE: sector %lu changed by the raw requests\n", s);
+            fail = 1;
+        }
+    }
     return fail ? -1 : 0;
 }
 

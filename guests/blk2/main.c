@@ -11,8 +11,10 @@ struct dev { const char *name; uint64_t h; struct block_info info; uint64_t tag;
 static void pattern(uint8_t *p, const struct dev *d, uint64_t sector)
 {
     uint64_t *w = (uint64_t *)p;
-    for (uint64_t j = 0; j < d->info.block_size / 8; j++)
-        w[j] = (d->tag << 48) ^ (sector << 16) ^ j;
+    memset64(w, (d->tag << 40) ^ (sector * 0x9e3779b97f4a7c15ULL),
+             d->info.block_size / 8);
+    w[0] = d->tag;
+    w[1] = sector;
 }
 
 int app_main(const char *cmdline)

@@ -13,7 +13,7 @@ const char rodata_str[] = "a .rodata string";
 
 int bss_int;
 uint64_t bss_u64;
-static uint8_t bss_big[256 * 1024];     /* crosses many pages past kernel_end */
+static uint64_t bss_big[8192];         /* 64 KiB: many pages past kernel_end */
 static uint64_t bss_tail[512];
 
 extern char _sbss[], _ebss[], _sdata[], _edata[];
@@ -29,9 +29,9 @@ int app_main(const char *cmdline)
 
     CHECK(bss_int == 0);
     CHECK(bss_u64 == 0);
-    for (size_t i = 0; i < sizeof(bss_big); i++)
+    for (size_t i = 0; i < 8192; i++)
         if (bss_big[i]) {
-            printf("FAILURE: bss_big[%lu] = %u\n", (unsigned long)i, bss_big[i]);
+            printf("FAILURE: bss_big[%lu] = 0x%lx\n", (unsigned long)i, bss_big[i]);
             fail = 1;
             break;
         }
@@ -39,7 +39,7 @@ int app_main(const char *cmdline)
         CHECK(bss_tail[i] == 0);
     /* the whole BSS range, not just our variables (runtime state is in
      * there too and is non-zero by now, so only check our arrays' pages) */
-    CHECK((uintptr_t)bss_big >= (uintptr_t)_sbss && (uintptr_t)(bss_big + sizeof(bss_big)) <= (uintptr_t)_ebss);
+    CHECK((uintptr_t)bss_big >= (uintptr_t)_sbss && (uintptr_t)(bss_big + 8192) <= (uintptr_t)_ebss);
     CHECK((uintptr_t)&data_int >= (uintptr_t)_sdata && (uintptr_t)&data_int < (uintptr_t)_edata);
     CHECK(rt_bootinfo->kernel_end <= (uintptr_t)_sbss);
 
@@ -50,8 +50,8 @@ int app_main(const char *cmdline)
         data_array[i] *= 10;
     bss_int = 42;
     bss_u64 = ~0ULL;
-    for (size_t i = 0; i < sizeof(bss_big); i++)
-        bss_big[i] = (uint8_t)(i * 7);
+    for (size_t i = 0; i < 8192; i++)
+        bss_big[i] = i * 7;
     bss_tail[511] = 0x1122334455667788ULL;
 
     CHECK(data_int == -1);
@@ -61,8 +61,8 @@ int app_main(const char *cmdline)
         CHECK(data_array[i] == (i + 1) * 10);
     CHECK(bss_int == 42);
     CHECK(bss_u64 == ~0ULL);
-    for (size_t i = 0; i < sizeof(bss_big); i++)
-        if (bss_big[i] != (uint8_t)(i * 7)) {
+    for (size_t i = 0; i < 8192; i++)
+        if (bss_big[i] != i * 7) {
             printf("FAILURE: bss_big[%lu] readback\n", (unsigned long)i);
             fail = 1;
             break;

@@ -185,6 +185,8 @@ int hc_block_read(uint64_t handle, uint64_t offset, void *buf, uint64_t len);
 void *memcpy(void *dst, const void *src, size_t n);
 void *memmove(void *dst, const void *src, size_t n);
 void *memset(void *dst, int c, size_t n);
+/* Fill N 64-bit words at DST with V (rep stosq). */
+void memset64(void *dst, uint64_t v, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);

@@ -43,6 +43,8 @@ static uint32_t next_id;
 
 void net_copy(void *dst, const void *src, size_t n)
 {
+    /* One instruction, however long the frame: guest instructions are
+     * what is expensive under kvm_pvm. */
     __asm__ __volatile__("rep movsb"
                          : "+D"(dst), "+S"(src), "+c"(n) :: "memory");
 }

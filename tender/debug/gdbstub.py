@@ -14,7 +14,7 @@ from typing import Any
 
 from tender.debug import rsp
 from tender.debug.conn import LOOPBACK, Connection, Listener
-from tender.debug.regs import REG_INDEX, REGS, RegFile, encode_one, from_bytes, target_xml
+from tender.debug.regs import REGS, RegFile, encode_one, from_bytes, target_xml
 from tender.debug.target import HwKind, Stop, Target
 from tender.errors import DebugError, TenderError
 from tender.kvm import ioctls as k
@@ -286,4 +286,4 @@ class GdbStub:
         return b""
 
 
-__all__ = ["REG_INDEX", "GdbStub", "stop_reply"]
+__all__ = ["GdbStub", "stop_reply"]

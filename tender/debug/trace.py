@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 from tender import abi
@@ -125,5 +124,3 @@ def _text(mem: GuestMemory, data: int, length: int) -> str | None:
         return None
     return raw.decode("utf-8", errors="backslashreplace")
 
-
-Wrapper = Callable[[dict[int, Handler]], dict[int, Handler]]
