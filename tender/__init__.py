@@ -19,7 +19,9 @@ _WHERE = {
     "Tender": "tender.vm", "run": "tender.vm",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "BlockSpec", "HandlerMode", "NetSpec", "Outcome", "Tender", "TenderError", "VmConfig", "run",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -39,7 +39,7 @@ def test_blk_full(tmp_path: Path, handlers: str, bs: int) -> None:
                    f"--block-sector-size:storage={bs}", guest("blk"), "full", "0", "multi")
     assert r.status == 0, r.output
     assert "SUCCESS" in r.out
-    assert f"blk: verified 32 sectors" in r.out
+    assert "blk: verified 32 sectors" in r.out
     assert "multi-sector: OK" in r.out
     assert "misaligned raw read (offset 1): EINVAL" in r.out
     sectors_hold_pattern(img, bs, 0)
