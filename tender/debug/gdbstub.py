@@ -14,6 +14,7 @@ from typing import Any
 
 from tender.debug import rsp
 from tender.debug.conn import LOOPBACK, Connection, Listener
+from tender.debug.probe import probe
 from tender.debug.regs import REGS, RegFile, encode_one, from_bytes, target_xml
 from tender.debug.target import HwKind, Stop, Target
 from tender.errors import DebugError, TenderError
@@ -55,7 +56,8 @@ class GdbStub:
     def __init__(self, port: int, vcpu: Any, mem: Any, kernel: str, diag: Any) -> None:
         self._listener: Listener | None = Listener(port)
         self.port = self._listener.port
-        self.target = Target(vcpu, mem)
+        self.caps = probe(vcpu, mem)
+        self.target = Target(vcpu, mem, self.caps)
         self._vcpu = vcpu
         self._kernel = kernel
         self._diag = diag
@@ -65,6 +67,7 @@ class GdbStub:
         self._vcpu_thread = 0
         self._run_ptr: Any = None
         self._last = Stop(SIGTRAP)
+        self._soft: list[tuple[int, bytes | None]] | None = None   # emulated watches
         self._xml = target_xml()
 
     # --- life cycle --------------------------------------------------------
@@ -73,6 +76,7 @@ class GdbStub:
         from tender._vcpu import ffi, lib
 
         assert self._listener is not None
+        self._diag(f"gdb: KVM guest debug: {self.caps.describe()}")
         self._diag(f"gdb: waiting for a connection on {LOOPBACK}:{self.port}")
         self._diag(f"gdb: connect with: gdb -ex 'target remote {LOOPBACK}:{self.port}' "
                    f"{self._kernel}")
@@ -130,7 +134,13 @@ class GdbStub:
             return True
         r = e.kvm_reason
         if r == k.EXIT_DEBUG:
-            self._stopped(self.target.debug_stop(self._vcpu.run_area))
+            stop = self.target.debug_stop(self._vcpu.run_area)
+            if self._soft is not None and not stop.reason:
+                hit = self._soft_hit(self._soft)
+                if hit is None:
+                    return True          # still stepping, nothing written yet
+                stop = hit
+            self._stopped(stop)
             return True
         if r == k.EXIT_INTERNAL_ERROR:
             stop = self.target.int3_stop(e.suberror)
@@ -144,6 +154,7 @@ class GdbStub:
 
     def _stopped(self, stop: Stop, *, report: bool = True) -> None:
         self._running = False
+        self._soft = None
         self._interrupt.clear()
         self._last = stop
         conn = self.conn
@@ -159,8 +170,17 @@ class GdbStub:
             self.target.arm(step=False)
             self._close_conn()
             return
-        self.target.arm(step=action is Action.STEP)
+        soft = self.target.soft_watch
+        if action is Action.CONTINUE and soft:
+            self._soft = [(p.addr, self.target.read_mem(p.addr, p.length)) for p in soft]
+        self.target.arm(step=action is Action.STEP or self._soft is not None)
         self._running = True
+
+    def _soft_hit(self, watched: list[tuple[int, bytes | None]]) -> Stop | None:
+        for addr, old in watched:
+            if self.target.read_mem(addr, len(old or b"")) != old:
+                return Stop(SIGTRAP, "watch", addr)
+        return None
 
     def _serve(self, conn: Connection) -> Action:
         while True:
@@ -249,12 +269,14 @@ class GdbStub:
         ztype, addr, kind = _hex_args(body.split(b";", 1)[0], 3)
         t = self.target
         if ztype == 0:
+            if t.caps.int3 == "none":
+                return b""
             ok = t.insert_sw(addr) if insert else t.remove_sw(addr)
             return b"OK" if ok or not insert else b"E01"
         if 1 <= ztype <= 4:
-            if not t.can(k.GUESTDBG_USE_HW_BP):
-                return b""
             hk = HwKind(ztype)
+            if not t.can_hw(hk):
+                return b""       # gdb falls back (software watchpoints)
             ok = t.insert_hw(hk, addr, kind) if insert else t.remove_hw(hk, addr, kind)
             return b"OK" if ok or not insert else b"E01"
         return b""

@@ -8,15 +8,14 @@ is stopped meanwhile, so it never sees a writable text page."""
 
 from __future__ import annotations
 
-import fcntl
 import mmap
-import os
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 from tender.abi import PAGE_SIZE
+from tender.debug.probe import DebugCaps
 from tender.debug.regs import FPU_CTRL, GPRS, SEGS, RegFile, abridged_ftag, full_ftag
 from tender.errors import KvmError
 from tender.kvm import ioctls as k
@@ -65,29 +64,13 @@ class Stop:
     addr: int | None = None     # watched data address for watchpoints
 
 
-def supported_debug_flags() -> int | None:
-    """KVM_CAP_SET_GUEST_DEBUG2: the GUESTDBG_* flags this KVM accepts, or
-    None when the kernel does not say (then we find out by trying)."""
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        flags = int(fcntl.ioctl(fd, k.CHECK_EXTENSION, k.CAP_SET_GUEST_DEBUG2))
-        return flags or None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 class Target:
-    def __init__(self, vcpu: Any, mem: GuestMemory) -> None:
+    def __init__(self, vcpu: Any, mem: GuestMemory, caps: DebugCaps) -> None:
         self.vcpu = vcpu
         self.mem = mem
+        self.caps = caps
         self.sw: dict[int, int] = {}                 # addr -> original byte
         self.hw: list[HwPoint | None] = [None] * MAX_HW
-        self.flags = supported_debug_flags()
 
     # --- registers ---------------------------------------------------------
     def read_regs(self) -> RegFile:
@@ -239,7 +222,7 @@ class Target:
         dbg = k.GuestDebug()
         dr7 = 0
         for i, p in enumerate(self.hw):
-            if p is None:
+            if p is None or p in self.soft_watch:
                 continue
             dbg.debugreg[i] = p.addr
             dr7 |= (1 << (2 * i)) | (_DR7_RW[p.kind] << (16 + 4 * i))
@@ -253,8 +236,20 @@ class Target:
         dbg.debugreg[7] = dr7
         self.vcpu.set_guest_debug(dbg)
 
-    def can(self, flag: int) -> bool:
-        return self.flags is None or bool(self.flags & flag)
+    def can_hw(self, kind: HwKind) -> bool:
+        if kind is HwKind.EXEC:
+            return self.caps.hw_break
+        if kind is HwKind.WRITE:
+            return self.caps.watch or self.caps.single_step    # soft: see below
+        return self.caps.watch
+
+    @property
+    def soft_watch(self) -> list[HwPoint]:
+        """Write watchpoints KVM will not fire (kvm_pvm): the stub emulates
+        them by single-stepping and comparing the watched bytes."""
+        if self.caps.watch:
+            return []
+        return [p for p in self.hw if p is not None and p.kind is HwKind.WRITE]
 
     # --- classifying a stop ------------------------------------------------
     def debug_stop(self, run_area: Any) -> Stop:

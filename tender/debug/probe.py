@@ -1,0 +1,126 @@
+"""Find out what KVM_SET_GUEST_DEBUG really does on this host.
+
+KVM may accept the flags and still not deliver the exits (kvm_pvm takes
+data watchpoints without ever firing them, and cannot run `int3` at all).
+So before the guest's first instruction we run four tiny experiments on
+the real vCPU, on a scratch page near the top of guest RAM, and then put
+back every register and byte we touched.
+
+    S+0  nop                  single step -> KVM_EXIT_DEBUG at S+1 ?
+    S+1  mov %rax, (%rbx)     write watchpoint on [rbx] -> exit at S+4 ?
+    S+4  int3                 hw exec breakpoint here -> exit at S+4 ?
+                              USE_SW_BP: KVM_EXIT_DEBUG #BP, or an
+                              emulation-failure internal error (kvm_pvm) ?
+    S+5  out %al, $0xff       any experiment that fails ends here
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from tender.abi import PAGE_SIZE
+from tender.errors import TenderError
+from tender.kvm import ioctls as k
+from tender.memory import GuestMemory
+
+CODE = bytes((0x90, 0x48, 0x89, 0x03, 0xCC, 0xE6, 0xFF))
+_DEBUG_EXIT = struct.Struct("<IIQQQ")
+
+
+@dataclass(frozen=True)
+class DebugCaps:
+    single_step: bool
+    hw_break: bool
+    watch: bool
+    int3: str        # "debug-exit", "emulation-failure" or "none"
+
+    def describe(self) -> str:
+        def yn(b: bool) -> str:
+            return "yes" if b else "no"
+
+        return (f"single-step {yn(self.single_step)}, hw breakpoints {yn(self.hw_break)}, "
+                f"watchpoints {yn(self.watch)}, int3 breakpoints {self.int3}")
+
+
+UNKNOWN = DebugCaps(False, False, False, "none")
+
+
+@dataclass(frozen=True)
+class _Result:
+    kvm_reason: int
+    rip: int
+    exception: int
+    dr6: int
+    suberror: int
+
+
+class _Runner:
+    def __init__(self, vcpu: Any, mem: GuestMemory, scratch: int) -> None:
+        from tender._vcpu import ffi
+
+        self.vcpu, self.mem, self.s = vcpu, mem, scratch
+        self._ffi = ffi
+        self.run_ptr = ffi.from_buffer(vcpu.run_area)
+        self.v = ffi.new("struct vl_vcpu *")
+        self.v.vcpufd = vcpu.fd
+        self.v.run = self.run_ptr
+        self.v.mem = ffi.cast("uint8_t *", mem.host_address)
+        self.v.mem_size = mem.size
+        self.e = ffi.new("struct vl_exit *")
+
+    def once(self, rip: int, control: int, dr: dict[int, int]) -> _Result:
+        from tender._vcpu import lib
+
+        regs = self.vcpu.get_regs()
+        regs.rip, regs.rbx, regs.rax = rip, self.s + 0x800, 0x5A
+        self.vcpu.set_regs(regs)
+        dbg = k.GuestDebug()
+        dbg.control = control
+        for i, val in dr.items():
+            dbg.debugreg[i] = val
+        self.vcpu.set_guest_debug(dbg)
+        lib.vl_run(self.v, self.e)
+        exc, _, _, dr6, _ = _DEBUG_EXIT.unpack_from(self.vcpu.run_area, 32)
+        return _Result(int(self.e.kvm_reason) if self.e.reason == lib.VL_EXIT else -1,
+                       int(self.vcpu.get_regs().rip), exc, dr6, int(self.e.suberror))
+
+    def close(self) -> None:
+        self._ffi.release(self.run_ptr)
+
+
+def probe(vcpu: Any, mem: GuestMemory) -> DebugCaps:
+    """Run the experiments; any failure means "not available", never an error."""
+    s = mem.size - 4 * PAGE_SIZE          # zero at boot; the stack has not run yet
+    saved_mem = bytes(mem.view[s : s + PAGE_SIZE])
+    saved_regs, saved_sregs = vcpu.get_regs(), vcpu.get_sregs()
+    runner = None
+    try:
+        mem.view[s : s + len(CODE)] = CODE
+        runner = _Runner(vcpu, mem, s)
+        en = k.GUESTDBG_ENABLE
+        r = runner.once(s, en | k.GUESTDBG_SINGLESTEP, {})
+        step = r.kvm_reason == k.EXIT_DEBUG and r.rip == s + 1
+        dr7_watch = 0x1 | (0b01 << 16) | (0b11 << 18)         # DR0: 4-byte write
+        r = runner.once(s + 1, en | k.GUESTDBG_USE_HW_BP, {0: s + 0x800, 7: dr7_watch})
+        watch = r.kvm_reason == k.EXIT_DEBUG and bool(r.dr6 & 1)
+        r = runner.once(s + 4, en | k.GUESTDBG_USE_HW_BP, {0: s + 4, 7: 0x1})
+        hw = r.kvm_reason == k.EXIT_DEBUG and r.rip == s + 4 and bool(r.dr6 & 1)
+        r = runner.once(s + 4, en | k.GUESTDBG_USE_SW_BP, {})
+        if r.kvm_reason == k.EXIT_DEBUG and r.exception == 3:
+            int3 = "debug-exit"
+        elif r.kvm_reason == k.EXIT_INTERNAL_ERROR and r.suberror == 1 and r.rip == s + 4:
+            int3 = "emulation-failure"
+        else:
+            int3 = "none"
+        return DebugCaps(step, hw, watch, int3)
+    except TenderError:
+        return UNKNOWN
+    finally:
+        if runner is not None:
+            runner.close()
+        vcpu.set_guest_debug(k.GuestDebug())
+        vcpu.set_sregs(saved_sregs)
+        vcpu.set_regs(saved_regs)
+        mem.view[s : s + PAGE_SIZE] = saved_mem
