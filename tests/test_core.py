@@ -198,3 +198,11 @@ def test_library_api(capfd: pytest.CaptureFixture[str]) -> None:
     out = Tender(VmConfig(kernel=guest("zeropage"), mem=64 << 20)).run()
     assert out.aborted and out.trap_frame is not None
     assert out.trap_frame[0] == 8   # cr2: the faulting address
+
+
+def test_boot_state_seen_by_the_guest() -> None:
+    """rtcheck verifies boot info, manifest copy and command-line addresses,
+    FS base and stack position from inside the guest."""
+    r = run_tender(MEM, guest("rtcheck"), "a", "b")
+    expect_success(r)
+    assert 'rtcheck: cmdline "a b"' in r.out

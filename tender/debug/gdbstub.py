@@ -143,9 +143,9 @@ class GdbStub:
             self._stopped(stop)
             return True
         if r == k.EXIT_INTERNAL_ERROR:
-            stop = self.target.int3_stop(e.suberror)
-            if stop is not None:
-                self._stopped(stop)
+            bp = self.target.int3_stop(e.suberror)
+            if bp is not None:
+                self._stopped(bp)
                 return True
         if r in (k.EXIT_INTERNAL_ERROR, k.EXIT_FAIL_ENTRY):
             # Let the user look at the wreck; resuming then fails as usual.
