@@ -223,20 +223,31 @@ static int hc_block(struct vl_vcpu *v, uint64_t gpa, int is_write,
     return 0;
 }
 
+/* Common prologue of NET_WRITE / NET_READ: returns 1 to go on with *a and
+ * *d, 0 when answered already (EINVAL for a bad handle), -1 when fatal. */
+static int net_args(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e,
+                    struct a_net **a, const struct vl_device **d)
+{
+    if (!vl_check_write(v, gpa, sizeof **a))
+        return bad_access(e, gpa, sizeof **a);
+    *a = (struct a_net *)(v->mem + gpa);
+    *d = device(v, (*a)->handle, VL_DEV_NET);
+    if (*d == NULL) {
+        (*a)->ret = R_EINVAL;
+        return 0;
+    }
+    return 1;
+}
+
 static int hc_net_write(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e)
 {
     const struct vl_device *d;
     struct a_net *a;
     ssize_t n;
+    int go = net_args(v, gpa, e, &a, &d);
 
-    if (!vl_check_write(v, gpa, sizeof *a))
-        return bad_access(e, gpa, sizeof *a);
-    a = (struct a_net *)(v->mem + gpa);
-    d = device(v, a->handle, VL_DEV_NET);
-    if (d == NULL) {
-        a->ret = R_EINVAL;
-        return 0;
-    }
+    if (go <= 0)
+        return go;
     if (!vl_check(v, a->data, a->len))
         return bad_access(e, a->data, a->len);
     do
@@ -256,15 +267,10 @@ static int hc_net_read(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e)
     const struct vl_device *d;
     struct a_net *a;
     ssize_t n;
+    int go = net_args(v, gpa, e, &a, &d);
 
-    if (!vl_check_write(v, gpa, sizeof *a))
-        return bad_access(e, gpa, sizeof *a);
-    a = (struct a_net *)(v->mem + gpa);
-    d = device(v, a->handle, VL_DEV_NET);
-    if (d == NULL) {
-        a->ret = R_EINVAL;
-        return 0;
-    }
+    if (go <= 0)
+        return go;
     if (!vl_check_write(v, a->data, a->len))
         return bad_access(e, a->data, a->len);
     do

@@ -5,37 +5,43 @@ from __future__ import annotations
 import os
 
 from tender import abi
+from tender.devices.net import NetDevice
 from tender.errors import DeviceError
 from tender.hypercalls.context import Context
 
 
-def net_write(ctx: Context, gpa: int) -> None:
-    mem = ctx.mem
-    mem.check_write(gpa, abi.NET.size)
-    handle, data, length, _ = mem.read_struct(abi.NET, gpa)
+def _args(ctx: Context, gpa: int) -> tuple[int, int, int, NetDevice] | None:
+    """Decode the argument struct; a bad handle is answered with EINVAL here."""
+    ctx.mem.check_write(gpa, abi.NET.size)
+    handle, data, length, _ = ctx.mem.read_struct(abi.NET, gpa)
     dev = ctx.nets.get(handle)
     if dev is None:
-        mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.EINVAL)
+        ctx.mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.EINVAL)
+        return None
+    return handle, data, length, dev
+
+
+def net_write(ctx: Context, gpa: int) -> None:
+    args = _args(ctx, gpa)
+    if args is None:
         return
-    buf = mem.checked(data, length)
+    handle, data, length, dev = args
+    buf = ctx.mem.checked(data, length)
     try:
         n = os.write(dev.fd, buf)
     except OSError as exc:
         raise DeviceError(f"Fatal error when writing: {exc.strerror}") from None
     if n != length:
         raise DeviceError(f"Fatal error: wrote only {n} out of {length} bytes")
-    mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.OK)
+    ctx.mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.OK)
 
 
 def net_read(ctx: Context, gpa: int) -> None:
-    mem = ctx.mem
-    mem.check_write(gpa, abi.NET.size)
-    handle, data, length, _ = mem.read_struct(abi.NET, gpa)
-    dev = ctx.nets.get(handle)
-    if dev is None:
-        mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.EINVAL)
+    args = _args(ctx, gpa)
+    if args is None:
         return
-    buf = mem.writable(data, length)
+    handle, data, length, dev = args
+    buf = ctx.mem.writable(data, length)
     try:
         n = os.readv(dev.fd, [buf])
     except BlockingIOError:
@@ -43,6 +49,6 @@ def net_read(ctx: Context, gpa: int) -> None:
     except OSError as exc:
         raise DeviceError(f"Fatal error when reading: {exc.strerror}") from None
     if n == 0:
-        mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.AGAIN)
+        ctx.mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.AGAIN)
     else:
-        mem.write_struct(abi.NET, gpa, handle, data, n, abi.Result.OK)
+        ctx.mem.write_struct(abi.NET, gpa, handle, data, n, abi.Result.OK)
