@@ -75,3 +75,8 @@ struct vl_ring_stats {
 struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int efd,
                               const char *prog, char *err, size_t errlen);
 int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats);
+
+/* Sandbox (csrc/sandbox.c, HVT_SPEC.md 8.1): the policy is Python's. */
+int vl_read_implies_exec(void);
+int vl_sandbox(const uint32_t *nrs, uint32_t n_nrs, uint32_t ioctl_nr,
+               const uint32_t *ioctls, uint32_t n_ioctls);

@@ -1,4 +1,4 @@
-"""cffi build script (API mode): compiles csrc/vcpu_loop.c into tender._vcpu."""
+"""cffi build script (API mode): compiles csrc/*.c into tender._vcpu."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ ffibuilder.set_source(
     "tender._vcpu",
     '#include <stdint.h>\n#include <stddef.h>\n#include "vcpu_loop.h"\n',
     # Relative to the project root: setuptools refuses absolute source paths.
-    sources=["csrc/vcpu_loop.c", "csrc/ring.c"],
+    sources=["csrc/vcpu_loop.c", "csrc/ring.c", "csrc/sandbox.c"],
     include_dirs=["csrc"],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11", "-pthread"],
     extra_link_args=["-pthread"],

@@ -57,6 +57,7 @@ def run_hvt(prog: str, argv: list[str]) -> int:
             guest=guest,
             diag=lambda m: _say(prog, m),
             kick_signals=(signal.SIGINT, signal.SIGTERM),
+            sandbox=os.environ.get("PYTENDER_NO_SECCOMP") != "1",
             prog=prog,
         )
         return tender.run().exit_code

@@ -129,6 +129,7 @@ class Tender:
         halt_hooks: tuple[HaltHook, ...] = (),
         exit_hooks: tuple[ExitHook, ...] = (),
         prog: str = "pytender",
+        sandbox: bool = False,
     ) -> None:
         self.config = config
         self._guest = guest
@@ -138,6 +139,7 @@ class Tender:
         self._halt_hooks = halt_hooks
         self._exit_hooks = exit_hooks
         self._prog = prog    # prefix of fatal messages printed by C threads
+        self._sandbox = sandbox
         self._closers: list[Callable[[], None]] = []
 
     # --- steps ---------------------------------------------------------------
@@ -258,6 +260,12 @@ class Tender:
         table = dispatch_table(bool(blocks), bool(nets))
         if debug is not None:
             return debug.run(running, table, self._loop)
+        # Step 13: drop privileges (never with the debug features, which
+        # need sockets and files, as solo5-hvt-debug).
+        if self._sandbox:
+            from tender import sandbox
+
+            sandbox.enter()
         return self._loop(running, table)
 
     def _native(self) -> bool:
