@@ -121,7 +121,7 @@ static int hc_puts(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e)
     if (!vl_check(v, a.data, a.len))
         return bad_access(e, a.data, a.len);
     /* One write, short writes ignored, as upstream. */
-    if (write(1, v->mem + a.data, a.len) < 0 && errno != EAGAIN)
+    if (write(v->console_fd, v->mem + a.data, a.len) < 0 && errno != EAGAIN)
         return fatal(e, errno, "Fatal error writing to console: %s",
                      strerror(errno));
     return 0;
@@ -365,9 +365,11 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
  * Signals. Python's handler only sets a flag, so a SIGTERM that lands just
  * before KVM_RUN would go unnoticed while a guest spins. This handler sets
  * kvm_run.immediate_exit (KVM_RUN then returns EINTR at once) and chains to
- * the handler Python installed.
+ * the handler installed before it (Python's, for SIGINT/SIGTERM). The run
+ * area is per thread, so one process can run several guests, each in its
+ * own thread, and a signal sent to one thread stops only that guest.
  */
-static struct kvm_run *kick_run;
+static __thread struct kvm_run *kick_run;
 static struct sigaction kick_prev[65];
 
 static void kick(int sig)
@@ -375,20 +377,28 @@ static void kick(int sig)
     if (kick_run != NULL)
         kick_run->immediate_exit = 1;
     if (sig > 0 && sig < 65 && kick_prev[sig].sa_handler != SIG_DFL &&
-        kick_prev[sig].sa_handler != SIG_IGN)
+        kick_prev[sig].sa_handler != SIG_IGN && kick_prev[sig].sa_handler != kick)
         kick_prev[sig].sa_handler(sig);
 }
 
 int vl_install_kick(void *run, int signum)
 {
-    struct sigaction sa;
+    struct sigaction sa, cur;
     if (signum <= 0 || signum >= 65)
         return -1;
     kick_run = run;
+    if (sigaction(signum, NULL, &cur) == 0 && cur.sa_handler == kick)
+        return 0;           /* installed already: keep the original chain */
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = kick;
     sigemptyset(&sa.sa_mask);
     return sigaction(signum, &sa, &kick_prev[signum]);
+}
+
+/* The run area is going away: signals to this thread must not touch it. */
+void vl_clear_kick(void)
+{
+    kick_run = NULL;
 }
 
 int vl_mprotect(void *addr, size_t len, int prot)

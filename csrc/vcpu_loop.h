@@ -32,6 +32,7 @@ struct vl_vcpu {
     uint64_t ro_start[VL_MAX_RO];
     uint64_t ro_end[VL_MAX_RO];
     uint32_t native_mask;        /* bit nr: hypercall nr is served in C */
+    int console_fd;              /* where PUTS goes (1 for the CLI) */
     uint32_t n_devices;
     struct vl_device devices[VL_MAX_DEVICES];
     uint64_t counts[VL_NR_MAX];  /* hypercalls served natively, by nr */
@@ -58,6 +59,7 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e);
 int vl_check(const struct vl_vcpu *v, uint64_t gpa, uint64_t sz);
 int vl_check_write(const struct vl_vcpu *v, uint64_t gpa, uint64_t sz);
 int vl_install_kick(void *run, int signum);
+void vl_clear_kick(void);
 int vl_mprotect(void *addr, size_t len, int prot);
 int vl_fdatasync(int fd);
 

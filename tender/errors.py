@@ -53,3 +53,10 @@ class Interrupted(TenderError):
     def __init__(self, signum: int) -> None:
         super().__init__(f"Exiting on signal {signum}")
         self.signum = signum
+
+
+class Stopped(TenderError):
+    """`Tender.stop()` ended the run before the guest halted."""
+
+    def __init__(self) -> None:
+        super().__init__("Guest stopped on request")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +20,24 @@ from tender.config import HandlerMode, VmConfig
 from tender.devices.block import BlockDevice
 from tender.devices.net import NetDevice, effective_mac
 from tender.devices.ring import NetRing
-from tender.errors import DeviceError, GuestFault, KvmError, ManifestError, TenderError, UsageError
+from tender.errors import (
+    DeviceError,
+    GuestFault,
+    KvmError,
+    ManifestError,
+    Stopped,
+    TenderError,
+    UsageError,
+)
 from tender.hypercalls import Context, Handler, dispatch_table
 from tender.hypercalls.halt import Halt, halt
 from tender.hypercalls.poll import Poller
 from tender.memory import GuestMemory
 
 Diag = Callable[[str], None]
+# Sent by Tender.stop() to the thread running the guest; its C handler makes
+# KVM_RUN return at once (the gdb stub's Ctrl-C uses the same mechanism).
+STOP_SIGNAL = signal.SIGUSR2
 HaltHook = Callable[["RunningVm", Halt], None]
 # Sees VL_EXIT and VL_EINTR records (struct vl_exit) before the loop acts on
 # them; True claims a VL_EXIT (e.g. the gdb stub's KVM_EXIT_DEBUG) and resumes.
@@ -105,6 +118,7 @@ def _native_view(mem: GuestMemory, manifest: mft.Manifest, ctx: Context) -> Any:
     v.n_ro = len(mem.read_only)
     for i, (start, end) in enumerate(mem.read_only):
         v.ro_start[i], v.ro_end[i] = start, end
+    v.console_fd = ctx.console_fd
     v.n_devices = len(manifest.entries)
     for h, b in ctx.blocks.items():
         v.devices[h] = {"kind": lib.VL_DEV_BLOCK, "fd": b.fd, "capacity": b.capacity,
@@ -140,7 +154,21 @@ class Tender:
         self._exit_hooks = exit_hooks
         self._prog = prog    # prefix of fatal messages printed by C threads
         self._sandbox = sandbox
+        self._stop = threading.Event()
+        self._vcpu_thread: int | None = None
         self._closers: list[Callable[[], None]] = []
+
+    def stop(self) -> None:
+        """Stop a running guest from any thread: run() raises Stopped soon
+        (at once while the guest computes or waits in a native POLL; a
+        Python-mode POLL finishes its timeout first)."""
+        self._stop.set()
+        thread = self._vcpu_thread
+        if thread is not None:
+            try:
+                signal.pthread_kill(thread, STOP_SIGNAL)
+            except ProcessLookupError:
+                pass    # the run just ended
 
     # --- steps ---------------------------------------------------------------
     def _attach(self, manifest: mft.Manifest) -> tuple[dict[int, BlockDevice],
@@ -305,13 +333,16 @@ class Tender:
         v.run = run_buf
         if native:
             v.native_mask = sum(1 << nr for nr in table if nr in NATIVE_CAPABLE)
-        for sig in self._kick_signals:
+        for sig in (*self._kick_signals, STOP_SIGNAL):
             lib.vl_install_kick(run_buf, sig)
+        self._vcpu_thread = threading.get_ident()
         e = ffi.new("struct vl_exit *")
         counts = [0] * (abi.HYPERCALL_MAX + 1)
         try:
             return self._dispatch(vm, table, v, e, counts)
         finally:
+            self._vcpu_thread = None
+            lib.vl_clear_kick()
             ffi.release(run_buf)
 
     def _dispatch(self, vm: RunningVm, table: dict[int, Handler], v: Any, e: Any,
@@ -329,6 +360,8 @@ class Tender:
             return Outcome(status, frame, named)
 
         while True:
+            if self._stop.is_set():
+                raise Stopped
             lib.vl_run(v, e)
             reason = e.reason
             if reason == lib.VL_IO:
