@@ -97,6 +97,10 @@ static void die(const struct vl_ring *q, const char *fmt, ...)
     if (write(2, msg, (size_t)n) < 0) {
         /* nothing left to report it to */
     }
+    /* Like every other fatal exit: acknowledged block writes reach the disk. */
+    for (uint32_t h = 0; h < q->v.n_devices && h < VL_MAX_DEVICES; h++)
+        if (q->v.devices[h].kind == VL_DEV_BLOCK)
+            fdatasync(q->v.devices[h].fd);
     _exit(1);
 }
 

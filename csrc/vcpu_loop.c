@@ -4,14 +4,17 @@
  * Policy lives in Python (tender/vm.py, tender/hypercalls/). This file only
  * runs KVM_RUN, serves the hypercalls Python marked native in native_mask,
  * and returns every other exit to Python as a struct vl_exit. The native
- * handlers follow the Python reference handlers line by line; the test suite
+ * handlers implement the semantics of the Python reference handlers in
+ * tender/hypercalls/ (results, EINVAL/AGAIN cases, fatal errors); the test suite
  * runs both so they cannot drift apart.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -100,28 +103,47 @@ static const struct vl_device *device(const struct vl_vcpu *v, uint64_t h,
     return &v->devices[h];
 }
 
+/*
+ * Each handler copies the argument struct out of guest memory once and works
+ * on the copy: guest memory can change under us (the ring I/O thread writes
+ * into buffers the guest chose), so a field must never be checked in guest
+ * memory and then read from there again. Results are stored back field by
+ * field into the (checked, writable) struct.
+ */
+#define ARGS(a, gpa) memcpy(&(a), v->mem + (gpa), sizeof(a))
+#define STORE(gpa, type, field, value)                                        \
+    do {                                                                      \
+        __typeof__(((type *)0)->field) val_ = (value);                        \
+        memcpy(v->mem + (gpa) + offsetof(type, field), &val_, sizeof val_);   \
+    } while (0)
+
 static int hc_walltime(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e)
 {
     struct timespec ts;
-    struct a_walltime *a;
-    if (!vl_check_write(v, gpa, sizeof *a))
-        return bad_access(e, gpa, sizeof *a);
-    a = (struct a_walltime *)(v->mem + gpa);
+
+    if (!vl_check_write(v, gpa, sizeof(struct a_walltime)))
+        return bad_access(e, gpa, sizeof(struct a_walltime));
     clock_gettime(CLOCK_REALTIME, &ts);
-    a->nsecs = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+    STORE(gpa, struct a_walltime, nsecs,
+          (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
     return 0;
 }
 
 static int hc_puts(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e)
 {
     struct a_puts a;
+    ssize_t n;
+
     if (!vl_check(v, gpa, sizeof a))
         return bad_access(e, gpa, sizeof a);
-    memcpy(&a, v->mem + gpa, sizeof a);
+    ARGS(a, gpa);
     if (!vl_check(v, a.data, a.len))
         return bad_access(e, a.data, a.len);
     /* One write, short writes ignored, as upstream. */
-    if (write(v->console_fd, v->mem + a.data, a.len) < 0 && errno != EAGAIN)
+    do
+        n = write(v->console_fd, v->mem + a.data, a.len);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN)
         return fatal(e, errno, "Fatal error writing to console: %s",
                      strerror(errno));
     return 0;
@@ -131,15 +153,15 @@ static int hc_poll(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e)
 {
     struct pollfd fds[VL_MAX_DEVICES];
     uint32_t handles[VL_MAX_DEVICES];
-    struct a_poll *a;
+    struct a_poll a;
     struct timespec ts;
     uint64_t ready = 0;
     int nfds = 0, n, i, nready = 0;
     uint32_t h;
 
-    if (!vl_check_write(v, gpa, sizeof *a))
-        return bad_access(e, gpa, sizeof *a);
-    a = (struct a_poll *)(v->mem + gpa);
+    if (!vl_check_write(v, gpa, sizeof a))
+        return bad_access(e, gpa, sizeof a);
+    ARGS(a, gpa);
     for (h = 0; h < v->n_devices && h < VL_MAX_DEVICES; h++) {
         if (v->devices[h].kind != VL_DEV_NET)
             continue;
@@ -148,13 +170,13 @@ static int hc_poll(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e)
         fds[nfds].revents = 0;
         handles[nfds++] = h;
     }
-    ts.tv_sec = (time_t)(a->timeout_nsecs / 1000000000ULL);
-    ts.tv_nsec = (long)(a->timeout_nsecs % 1000000000ULL);
+    ts.tv_sec = (time_t)(a.timeout_nsecs / 1000000000ULL);
+    ts.tv_nsec = (long)(a.timeout_nsecs % 1000000000ULL);
     n = ppoll(fds, (nfds_t)nfds, &ts, NULL);
     if (n < 0) {
         /* A signal: report nothing ready; Python decides whether to stop. */
-        a->ready_set = 0;
-        a->ret = 0;
+        STORE(gpa, struct a_poll, ready_set, 0);
+        STORE(gpa, struct a_poll, ret, 0);
         if (errno == EINTR) {
             e->reason = VL_EINTR;
             return -1;
@@ -167,8 +189,8 @@ static int hc_poll(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e)
             nready++;
         }
     }
-    a->ready_set = ready;
-    a->ret = nready;
+    STORE(gpa, struct a_poll, ready_set, ready);
+    STORE(gpa, struct a_poll, ret, nready);
     return 0;
 }
 
@@ -176,37 +198,33 @@ static int hc_block(struct vl_vcpu *v, uint64_t gpa, int is_write,
                     struct vl_exit *e)
 {
     const struct vl_device *d;
-    struct a_block *a;
+    struct a_block a;
     uint64_t end, off;
     ssize_t n;
     int ok;
 
-    if (!vl_check_write(v, gpa, sizeof *a))
-        return bad_access(e, gpa, sizeof *a);
-    a = (struct a_block *)(v->mem + gpa);
-    d = device(v, a->handle, VL_DEV_BLOCK);
-    if (d == NULL || a->len > SSIZE_MAX || a->offset >= d->capacity ||
-        __builtin_add_overflow(a->offset, a->len, &end) || end > d->capacity) {
-        a->ret = R_EINVAL;
-        return 0;
-    }
+    if (!vl_check_write(v, gpa, sizeof a))
+        return bad_access(e, gpa, sizeof a);
+    ARGS(a, gpa);
+    d = device(v, a.handle, VL_DEV_BLOCK);
     /* Whole sectors only, one or many per request (beyond upstream, which
      * leaves alignment to the guest bindings). */
-    if (a->offset % d->block_size != 0 || a->len % d->block_size != 0) {
-        a->ret = R_EINVAL;
+    if (d == NULL || a.len > SSIZE_MAX || a.offset >= d->capacity ||
+        __builtin_add_overflow(a.offset, a.len, &end) || end > d->capacity ||
+        a.offset % d->block_size != 0 || a.len % d->block_size != 0) {
+        STORE(gpa, struct a_block, ret, R_EINVAL);
         return 0;
     }
-    ok = is_write ? vl_check(v, a->data, a->len)
-                  : vl_check_write(v, a->data, a->len);
+    ok = is_write ? vl_check(v, a.data, a.len) : vl_check_write(v, a.data, a.len);
     if (!ok)
-        return bad_access(e, a->data, a->len);
-    for (off = 0; off < a->len; off += (uint64_t)n) {
+        return bad_access(e, a.data, a.len);
+    for (off = 0; off < a.len; off += (uint64_t)n) {
         if (is_write)
-            n = pwrite(d->fd, v->mem + a->data + off, a->len - off,
-                       (off_t)(a->offset + off));
+            n = pwrite(d->fd, v->mem + a.data + off, a.len - off,
+                       (off_t)(a.offset + off));
         else
-            n = pread(d->fd, v->mem + a->data + off, a->len - off,
-                      (off_t)(a->offset + off));
+            n = pread(d->fd, v->mem + a.data + off, a.len - off,
+                      (off_t)(a.offset + off));
         if (n < 0 && errno == EINTR) {
             n = 0;
             continue;
@@ -217,23 +235,23 @@ static int hc_block(struct vl_vcpu *v, uint64_t gpa, int is_write,
         if (n == 0)
             return fatal(e, 0, "Fatal error: %s only %lu out of %lu bytes",
                          is_write ? "wrote" : "read", (unsigned long)off,
-                         (unsigned long)a->len);
+                         (unsigned long)a.len);
     }
-    a->ret = R_OK_;
+    STORE(gpa, struct a_block, ret, R_OK_);
     return 0;
 }
 
 /* Common prologue of NET_WRITE / NET_READ: returns 1 to go on with *a and
  * *d, 0 when answered already (EINVAL for a bad handle), -1 when fatal. */
 static int net_args(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e,
-                    struct a_net **a, const struct vl_device **d)
+                    struct a_net *a, const struct vl_device **d)
 {
-    if (!vl_check_write(v, gpa, sizeof **a))
-        return bad_access(e, gpa, sizeof **a);
-    *a = (struct a_net *)(v->mem + gpa);
-    *d = device(v, (*a)->handle, VL_DEV_NET);
+    if (!vl_check_write(v, gpa, sizeof *a))
+        return bad_access(e, gpa, sizeof *a);
+    ARGS(*a, gpa);
+    *d = device(v, a->handle, VL_DEV_NET);
     if (*d == NULL) {
-        (*a)->ret = R_EINVAL;
+        STORE(gpa, struct a_net, ret, R_EINVAL);
         return 0;
     }
     return 1;
@@ -242,48 +260,48 @@ static int net_args(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e,
 static int hc_net_write(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e)
 {
     const struct vl_device *d;
-    struct a_net *a;
+    struct a_net a;
     ssize_t n;
     int go = net_args(v, gpa, e, &a, &d);
 
     if (go <= 0)
         return go;
-    if (!vl_check(v, a->data, a->len))
-        return bad_access(e, a->data, a->len);
+    if (!vl_check(v, a.data, a.len))
+        return bad_access(e, a.data, a.len);
     do
-        n = write(d->fd, v->mem + a->data, a->len);
+        n = write(d->fd, v->mem + a.data, a.len);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return fatal(e, errno, "Fatal error when writing: %s", strerror(errno));
-    if ((uint64_t)n != a->len)
+    if ((uint64_t)n != a.len)
         return fatal(e, 0, "Fatal error: wrote only %ld out of %lu bytes",
-                     (long)n, (unsigned long)a->len);
-    a->ret = R_OK_;
+                     (long)n, (unsigned long)a.len);
+    STORE(gpa, struct a_net, ret, R_OK_);
     return 0;
 }
 
 static int hc_net_read(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e)
 {
     const struct vl_device *d;
-    struct a_net *a;
+    struct a_net a;
     ssize_t n;
     int go = net_args(v, gpa, e, &a, &d);
 
     if (go <= 0)
         return go;
-    if (!vl_check_write(v, a->data, a->len))
-        return bad_access(e, a->data, a->len);
+    if (!vl_check_write(v, a.data, a.len))
+        return bad_access(e, a.data, a.len);
     do
-        n = read(d->fd, v->mem + a->data, a->len);
+        n = read(d->fd, v->mem + a.data, a.len);
     while (n < 0 && errno == EINTR);
     if (n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
-        a->ret = R_AGAIN;
+        STORE(gpa, struct a_net, ret, R_AGAIN);
         return 0;
     }
     if (n < 0)
         return fatal(e, errno, "Fatal error when reading: %s", strerror(errno));
-    a->len = (uint64_t)n;
-    a->ret = R_OK_;
+    STORE(gpa, struct a_net, len, (uint64_t)n);
+    STORE(gpa, struct a_net, ret, R_OK_);
     return 0;
 }
 
@@ -371,28 +389,47 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
  */
 static __thread struct kvm_run *kick_run;
 static struct sigaction kick_prev[65];
+static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void kick(int sig)
+static void kick(int sig, siginfo_t *info, void *uctx)
 {
+    const struct sigaction *prev;
+
     if (kick_run != NULL)
         kick_run->immediate_exit = 1;
-    if (sig > 0 && sig < 65 && kick_prev[sig].sa_handler != SIG_DFL &&
-        kick_prev[sig].sa_handler != SIG_IGN && kick_prev[sig].sa_handler != kick)
-        kick_prev[sig].sa_handler(sig);
+    if (sig <= 0 || sig >= 65)
+        return;
+    /* A previous SIG_DFL / SIG_IGN is not chained: the signal is then ours
+     * alone (SIGUSR2 for Tender.stop and gdb's Ctrl-C). */
+    prev = &kick_prev[sig];
+    if (prev->sa_flags & SA_SIGINFO)
+        prev->sa_sigaction(sig, info, uctx);
+    else if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN)
+        prev->sa_handler(sig);
 }
 
 int vl_install_kick(void *run, int signum)
 {
     struct sigaction sa, cur;
+    int rc = 0;
+
     if (signum <= 0 || signum >= 65)
         return -1;
     kick_run = run;
-    if (sigaction(signum, NULL, &cur) == 0 && cur.sa_handler == kick)
-        return 0;           /* installed already: keep the original chain */
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = kick;
-    sigemptyset(&sa.sa_mask);
-    return sigaction(signum, &sa, &kick_prev[signum]);
+    /* Installed once per signal; kick_prev is written only then, under the
+     * lock, and before the handler can run. */
+    pthread_mutex_lock(&kick_lock);
+    if (sigaction(signum, NULL, &cur) == 0 &&
+        !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == kick)) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = kick;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        kick_prev[signum] = cur;
+        rc = sigaction(signum, &sa, NULL);
+    }
+    pthread_mutex_unlock(&kick_lock);
+    return rc;
 }
 
 /* The run area is going away: signals to this thread must not touch it. */
@@ -404,9 +441,4 @@ void vl_clear_kick(void)
 int vl_mprotect(void *addr, size_t len, int prot)
 {
     return mprotect(addr, len, prot) < 0 ? errno : 0;
-}
-
-int vl_fdatasync(int fd)
-{
-    return fdatasync(fd) < 0 ? errno : 0;
 }

@@ -1,7 +1,7 @@
 /* Interface of the C vCPU loop: the only declarations cffi sees. */
 
 #define VL_MAX_DEVICES 64
-#define VL_MAX_RO 16
+#define VL_MAX_RO 64
 #define VL_NR_MAX 16
 
 /* Why vl_run returned to Python. */
@@ -61,7 +61,6 @@ int vl_check_write(const struct vl_vcpu *v, uint64_t gpa, uint64_t sz);
 int vl_install_kick(void *run, int signum);
 void vl_clear_kick(void);
 int vl_mprotect(void *addr, size_t len, int prot);
-int vl_fdatasync(int fd);
 
 /* Ring I/O thread (csrc/ring.c, HVT_SPEC.md 5). vl_ring_start copies V (the
  * bounds, read-only ranges and devices; vcpufd/run are not used), zeroes the

@@ -12,7 +12,6 @@ SOLO5_VERSION = "v0.12.1-pytender"
 
 # --- guest-physical memory map (spec 3.2) ---------------------------------
 GUEST_MIN_BASE = 0x100000
-ZERO_PAGE = 0x0
 GDT_BASE = 0x1000
 PML4_BASE = 0x2000
 PDPT_BASE = 0x3000
@@ -102,22 +101,13 @@ MFT_NOTE_ALIGN = 8
 MFT_NOTE_MAX = 6668
 ABI_PAYLOAD = struct.Struct("<IIII")           # target, version, reserved0/1
 
-# --- net ring (spec 5.2) -----------------------------------------------------
-RING_SIZE = 1024
-RING_MASK = RING_SIZE - 1
-RING_BUF_SIZE = 2048
-RING_POLL_ITERS = 4096
+# --- net ring (spec 5.2; served in csrc/ring.c) -------------------------------
 RING_STRUCT_SIZE = 49280
-RING_OFF_ENT_TAIL = 0
-RING_OFF_COM_HEAD = 4
-RING_OFF_ENT_HEAD = 64
-RING_OFF_COM_TAIL = 68
-RING_OFF_NEEDS_KICK = 72
-RING_OFF_ENTRIES = 128
-RING_OFF_COMMITS = 32896
-RING_ENTRY = struct.Struct("<IIQIIQ")          # op handle data len id reserved
-RING_COMMIT = struct.Struct("<IiII")           # id ret len reserved
-RING_OP_NET_WRITE = 1
-RING_OP_NET_READ = 2
 
 SOLO5_EXIT_ABORT = 255
+DEFAULT_BLOCK_SIZE = 512
+
+
+def valid_block_size(size: int) -> bool:
+    """--block-sector-size: a power of two, at least 512, fits a u16."""
+    return 512 <= size <= 0xFFFF and size & (size - 1) == 0

@@ -12,8 +12,7 @@ from dataclasses import dataclass, replace
 
 from tender import abi
 from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
-from tender.devices.block import valid_block_size
-from tender.errors import UsageError
+from tender.errors import TenderError, UsageError
 from tender.layout import parse_mem_arg
 from tender.manifest import Manifest
 
@@ -82,8 +81,7 @@ def _invalid(arg: str, *detail: str) -> UsageError:
 
 
 def _declared(manifest: Manifest, name: str, dtype: abi.DeviceType, arg: str) -> None:
-    found = manifest.find(name)
-    if found is None or found[1].type != dtype:
+    if manifest.handle_of(name, dtype) is None:
         raise _invalid(arg, f"Resource not declared in manifest: '{name}'")
 
 
@@ -126,7 +124,7 @@ def pass2(p1: Pass1, manifest: Manifest) -> VmConfig:
             blocks[m[1]] = BlockSpec(m[1], m[2])
         elif m := RE_SECTOR.fullmatch(arg):
             size = int(m[2]) if m[2].isdigit() else -1
-            if not valid_block_size(size):
+            if not abi.valid_block_size(size):
                 raise _invalid(arg, "Block size must be a multiple of 2 greater than or equal 512")
             _declared(manifest, m[1], abi.DeviceType.BLOCK_BASIC, arg)
             sectors[m[1]] = size
@@ -151,7 +149,7 @@ def pass2(p1: Pass1, manifest: Manifest) -> VmConfig:
         elif arg.startswith("--gdb-port="):
             m = RE_GDB_PORT.fullmatch(arg)
             if m is None or int(m[1]) > 65535:
-                raise UsageError("Malformed argument to --gdb-port")
+                raise TenderError("Malformed argument to --gdb-port")
             gdb_port = int(m[1])
         elif arg in ("--net-ring=on", "--net-ring=off"):
             net_ring = arg == "--net-ring=on"

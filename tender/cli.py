@@ -14,9 +14,18 @@ from tender import abi
 from tender.argv import Pass1, pass1, pass2, usage
 from tender.errors import Interrupted, TenderError, UsageError
 
-EXIT_TENDER_ERROR = 1   # every tender error, as solo5-hvt (spec 7.3)
 EXIT_HELP = 1
 EXIT_VERSION = 0
+# Error class -> exit status. solo5-hvt uses 1 for every tender error (spec
+# 7.3: usage, ELF/manifest, KVM, devices, guest faults, signals), so the table
+# is short; a new class that needs its own status goes here and nowhere else.
+EXIT_CODES: dict[type[BaseException], int] = {
+    UsageError: 1,
+    Interrupted: 1,
+    TenderError: 1,
+    KeyboardInterrupt: 1,
+}
+EXIT_INTERNAL_ERROR = 1
 
 
 def _say(prog: str, msg: str) -> None:
@@ -28,14 +37,17 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """Error class -> process exit status (all tender errors are 1)."""
-    if isinstance(exc, (TenderError, KeyboardInterrupt)):
-        return EXIT_TENDER_ERROR
-    return EXIT_TENDER_ERROR
+    """The exit status for an error: the most specific class in EXIT_CODES."""
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return EXIT_INTERNAL_ERROR
 
 
 def run_hvt(prog: str, argv: list[str]) -> int:
     """solo5-hvt semantics; returns the process exit status."""
+    # A closed stdout ends the tender with SIGPIPE, as it does solo5-hvt.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         p1: Pass1 = pass1(argv)
         if p1.action == "help":
@@ -75,10 +87,23 @@ def run_hvt(prog: str, argv: list[str]) -> int:
         return exit_code_for(exc)
     except Exception as exc:   # a bug: still one line, never a traceback
         _say(prog, f"internal error: {type(exc).__name__}: {exc}")
-        return EXIT_TENDER_ERROR
+        return exit_code_for(exc)
+
+
+def _guarded(prog: str, argv: list[str]) -> int:
+    """run_hvt, plus the signal that lands while it reports another error."""
+    try:
+        return run_hvt(prog, argv)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+        _say(prog, f"Exiting on signal {signum}")
+        return exit_code_for(exc)
 
 
 def _finish(status: int) -> None:
+    # The run is over: a late SIGINT/SIGTERM must not interrupt the exit.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     try:
         sys.stdout.flush()
     finally:
@@ -87,16 +112,16 @@ def _finish(status: int) -> None:
 
 def main_hvt() -> None:
     prog = os.path.basename(sys.argv[0]) or "pytender-hvt"
-    _finish(run_hvt(prog, sys.argv[1:]))
+    _finish(_guarded(prog, sys.argv[1:]))
 
 
 def main() -> None:
     argv = sys.argv[1:]
     prog = "pytender"
     if argv[:1] == ["run"]:
-        _finish(run_hvt(prog, argv[1:]))
+        _finish(_guarded(prog, argv[1:]))
     if argv[:1] in (["--version"], ["version"]):
-        _finish(run_hvt(prog, ["--version"]))
+        _finish(_guarded(prog, ["--version"]))
     os.write(2, f"usage: {prog} run [ OPTIONS ] [ -- ] KERNEL [ ARGS ]\n\n".encode())
     os.write(2, usage(f"{prog} run").encode())
     _finish(EXIT_HELP)

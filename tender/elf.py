@@ -12,6 +12,8 @@ where the reference tender relies on unsigned wrap-around detection.
 from __future__ import annotations
 
 import functools
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -106,11 +108,21 @@ class _Header:
 # helpers
 
 
+# No loadable guest can be larger than the largest guest memory.
+MAX_FILE_SIZE = abi.MAX_MEM
+
+
 def read_file(path: str) -> bytes:
-    """Read the whole guest binary; the only I/O in this module."""
+    """Read the whole guest binary; the only I/O in this module. Only regular
+    files: a device or FIFO (/dev/zero, a pipe) would never end."""
     try:
         with open(path, "rb") as f:
-            return f.read()
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ElfError(f"{path}: Could not open: not a regular file")
+            if st.st_size > MAX_FILE_SIZE:
+                raise ElfError(f"{path}: invalid executable: file too large")
+            return f.read(MAX_FILE_SIZE + 1)
     except OSError as e:
         reason = e.strerror if e.strerror else str(e)
         raise ElfError(f"{path}: Could not open: {reason}") from None

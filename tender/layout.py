@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass
 
 from tender import abi
-from tender.errors import TenderError, UsageError
+from tender.errors import TenderError
 
 MIB = 1 << 20
 U64 = (1 << 64) - 1
@@ -24,10 +24,10 @@ def parse_mem_arg(text: str) -> int:
     while j < len(text) and text[j].isdigit() and text[j].isascii():
         j += 1
     if j == i:
-        raise UsageError("Malformed argument to --mem")
+        raise TenderError("Malformed argument to --mem")
     value = int(text[:j])
     if value == 0:
-        raise UsageError("Malformed argument to --mem")
+        raise TenderError("Malformed argument to --mem")
     value = max(min(value, (1 << 63) - 1), -(1 << 63))
     return (value << 20) & U64
 

@@ -177,6 +177,28 @@ class Manifest:
                 return i, e
         return None
 
+    def handle_of(self, name: str, dtype: int) -> int | None:
+        """Handle of device `name` if it is declared with type `dtype`."""
+        found = self.find(name)
+        return found[0] if found is not None and found[1].type == dtype else None
+
+    def unattached(self) -> tuple[Entry, ...]:
+        """User devices the command line left unattached (types at or above
+        RESERVED_FIRST are exempt, spec 6.6)."""
+        return tuple(e for _, e in self.devices()
+                     if not e.attached and e.type < abi.DeviceType.RESERVED_FIRST)
+
+    def guest_copy(self, payload: bytes) -> bytes:
+        """The manifest copy for guest memory (spec 3.5): the validated note
+        payload byte for byte, with the tender's fields (u, b, attached) of
+        attached entries patched in."""
+        out = bytearray(payload)
+        for handle, e in self.devices():
+            if e.attached:
+                off = HEADER_SIZE + handle * ENTRY_SIZE
+                out[off + 72 : off + 97] = e.to_bytes()[72:97]
+        return bytes(out)
+
     def replace(self, handle: int, entry: Entry) -> Manifest:
         if not 0 <= handle < len(self.entries):
             raise IndexError(f"no manifest entry {handle}")

@@ -89,7 +89,19 @@ class GuestMemory:
         if err:
             raise KvmError("mprotect failed")
         if not prot & mmap.PROT_WRITE:
-            self.read_only.append((start, end))
+            self._add_read_only(start, end)
+
+    def _add_read_only(self, start: int, end: int) -> None:
+        """Keep read_only sorted and merged (touching ranges become one), so
+        that the C side's fixed-size table holds any sane image."""
+        ranges = sorted([*self.read_only, (start, end)])
+        merged = [ranges[0]]
+        for s, e in ranges[1:]:
+            if s <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        self.read_only = merged
 
     def close(self) -> None:
         if self._cbuf is None:

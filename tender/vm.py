@@ -1,7 +1,8 @@
 """Assemble one guest run: image + layout + KVM + devices + hypercalls.
 
-The order of steps follows solo5-hvt (spec 1), so the same input gives the
-same first error."""
+The steps follow solo5-hvt's order (spec 1), so a single bad input gives the
+same error. One difference: every option is parsed before any device is
+opened, so with several bad options an option error wins over a device one."""
 
 from __future__ import annotations
 
@@ -10,18 +11,20 @@ import mmap
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from tender import abi, elf, layout
 from tender import manifest as mft
 from tender.config import HandlerMode, VmConfig
-from tender.devices.block import BlockDevice
+from tender.devices.block import BlockDevice, BlockSyncError
 from tender.devices.net import NetDevice, effective_mac
 from tender.devices.ring import NetRing
 from tender.errors import (
     DeviceError,
+    ElfError,
     GuestFault,
     KvmError,
     ManifestError,
@@ -63,7 +66,7 @@ class Outcome:
 
     status: int                                  # as passed to HALT (i32)
     trap_frame: tuple[int, ...] | None = None    # cr2 ec rip cs rflags rsp ss
-    hypercalls: dict[str, int] = field(default_factory=dict)
+    hypercalls: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def exit_code(self) -> int:
@@ -86,10 +89,10 @@ def load_guest(config: VmConfig) -> tuple[bytes, elf.Notes, mft.Manifest]:
 
 
 def _declared(manifest: mft.Manifest, name: str, dtype: abi.DeviceType) -> int:
-    found = manifest.find(name)
-    if found is None or found[1].type != dtype:
+    handle = manifest.handle_of(name, dtype)
+    if handle is None:
         raise UsageError(f"Resource not declared in manifest: '{name}'")
-    return found[0]
+    return handle
 
 
 @dataclass
@@ -114,7 +117,7 @@ def _native_view(mem: GuestMemory, manifest: mft.Manifest, ctx: Context) -> Any:
     v.mem_size = mem.size
     v.write_floor = mem.write_floor
     if len(mem.read_only) > lib.VL_MAX_RO:
-        raise KvmError("too many read-only segments")
+        raise ElfError(f"too many separate read-only segments (max {lib.VL_MAX_RO})")
     v.n_ro = len(mem.read_only)
     for i, (start, end) in enumerate(mem.read_only):
         v.ro_start[i], v.ro_end[i] = start, end
@@ -150,8 +153,10 @@ class Tender:
         self._diag = diag
         self._console_fd = console_fd
         self._kick_signals = kick_signals
-        self._halt_hooks = halt_hooks
+        self._halt_hooks = halt_hooks   # the caller's; each run adds its own
         self._exit_hooks = exit_hooks
+        self._run_halt_hooks: list[HaltHook] = []
+        self._run_exit_hooks: list[ExitHook] = []
         self._prog = prog    # prefix of fatal messages printed by C threads
         self._sandbox = sandbox
         self._stop = threading.Event()
@@ -178,6 +183,10 @@ class Tender:
         nets: dict[int, NetDevice] = {}
         for spec in self.config.blocks:
             handle = _declared(manifest, spec.name, abi.DeviceType.BLOCK_BASIC)
+            if not abi.valid_block_size(spec.block_size):
+                raise UsageError(
+                    "Block size must be a multiple of 2 greater than or equal 512"
+                )
             dev = BlockDevice.open(spec.name, spec.path)
             dev.block_size = spec.block_size
             self._closers.append(dev.close)
@@ -192,22 +201,42 @@ class Tender:
         return blocks, nets
 
     def run(self) -> Outcome:
+        self._run_halt_hooks = list(self._halt_hooks)
+        self._run_exit_hooks = list(self._exit_hooks)
+        failed = True
         try:
-            return self._run()
+            outcome = self._run()
+            failed = False
         finally:
-            for close in reversed(self._closers):
-                try:
-                    close()
-                except (OSError, BufferError):
-                    pass
-            self._closers.clear()
+            sync_errors = self._teardown()
+            if sync_errors and failed:
+                for msg in sync_errors:
+                    self._diag(msg)
+        if sync_errors:
+            # Acknowledged writes may not be on disk: the run failed.
+            raise DeviceError(sync_errors[0])
+        return outcome
+
+    def _teardown(self) -> list[str]:
+        """Close everything, last opened first. Returns the messages of block
+        devices whose final fdatasync failed; nothing else can fail here."""
+        errors = []
+        for close in reversed(self._closers):
+            try:
+                close()
+            except BlockSyncError as exc:
+                errors.append(exc.message)
+            except (OSError, BufferError):
+                pass
+        self._closers.clear()
+        return errors
 
     def _run(self) -> Outcome:
         from tender.kvm import Kvm
         from tender.kvm import setup as ksetup
 
         cfg = self.config
-        binary, _notes, manifest = self._guest or load_guest(cfg)
+        binary, notes, manifest = self._guest or load_guest(cfg)
         blocks, nets = self._attach(manifest)
 
         # Step 6: memory size.
@@ -224,12 +253,20 @@ class Tender:
         self._closers.append(vcpu.close)
         mem = GuestMemory(mem_size.alloc, mem_size.guest)
         self._closers.append(mem.close)
+        vm.require_user_memory()
         vm.set_user_memory_region(0, 0, mem_size.alloc, mem.host_address)
 
         # Step 8: the ELF image; host pages of text/rodata become read-only
         # and no guest page is ever host-executable.
         plan = elf.plan_load(binary, cfg.kernel, mem_size.alloc)
         for seg in plan.segments:
+            if seg.end > mem_size.guest:
+                # Legal for the loader (it sees the whole allocation, spec
+                # 2.2) but it would sit in the net ring, which the tender owns.
+                raise ElfError(
+                    f"{cfg.kernel}: invalid executable: phdr[{seg.index}] overlaps the "
+                    f"net ring area at 0x{mem_size.guest:x}"
+                )
             mem.load(seg.vaddr, binary[seg.offset : seg.offset + seg.filesz])
             prot = mmap.PROT_READ | (mmap.PROT_WRITE if seg.flags & 2 else 0)
             mem.protect(seg.start, seg.end, prot)
@@ -262,14 +299,14 @@ class Tender:
 
             debug = attach_debug(cfg, vcpu, mem, self._diag)
             self._closers.append(debug.close)
-            self._halt_hooks += debug.halt_hooks
-            self._exit_hooks += debug.exit_hooks
-        missing = [e for _, e in manifest.devices() if not e.attached]
+            self._run_halt_hooks += debug.halt_hooks
+            self._run_exit_hooks += debug.exit_hooks
+        missing = manifest.unattached()
         for e in missing:
             tname = abi.DeviceType(e.type).name if e.type in (1, 2) else str(e.type)
             self._diag(f"Device '{e.name}' of type {tname} declared but not attached.")
         if missing:
-            raise UsageError("All declared devices must be attached. See --help for syntax.")
+            raise TenderError("All declared devices must be attached. See --help for syntax.")
 
         poller = Poller({h: d.fd for h, d in nets.items()})
         self._closers.append(poller.close)
@@ -280,7 +317,8 @@ class Tender:
         # Step 12: boot info, manifest copy, command line.
         for gpa, blob in layout.boot_blobs(
             kernel_end=plan.kernel_end, mem=mem_size, tsc_hz=tsc_hz,
-            manifest=manifest.to_bytes(), args=cfg.args, ring_active=ring is not None,
+            manifest=manifest.guest_copy(notes.manifest_payload), args=cfg.args,
+            ring_active=ring is not None,
         ):
             mem.load(gpa, blob)
 
@@ -318,7 +356,7 @@ class Tender:
         if ring is not None:
             self._closers.append(ring.stop)
             # First halt hook, as upstream: the thread stops before dumpcore.
-            self._halt_hooks = (lambda _vm, _h: ring.stop(), *self._halt_hooks)
+            self._run_halt_hooks.insert(0, lambda _vm, _h: ring.stop())
         return ring
 
     # --- step 14: the vCPU loop ---------------------------------------------
@@ -357,7 +395,7 @@ class Tender:
                 for nr in range(1, abi.HYPERCALL_MAX + 1)
                 if counts[nr] + v.counts[nr]
             }
-            return Outcome(status, frame, named)
+            return Outcome(status, frame, MappingProxyType(named))
 
         while True:
             if self._stop.is_set():
@@ -374,7 +412,7 @@ class Tender:
                 if nr == abi.Hypercall.HALT:
                     counts[nr] += 1
                     h = halt(mem, e.data)
-                    for hook in self._halt_hooks:
+                    for hook in self._run_halt_hooks:
                         hook(vm, h)
                     return outcome(h.status, h.trap_frame)
                 handler = table.get(nr)
@@ -383,7 +421,7 @@ class Tender:
                 counts[nr] += 1
                 handler(ctx, e.data)
             elif reason == lib.VL_EINTR:
-                for xhook in self._exit_hooks:
+                for xhook in self._run_exit_hooks:
                     xhook(vm, e)
                 continue    # Python signal handlers run here; they raise to stop
             elif reason == lib.VL_FATAL:
@@ -396,7 +434,7 @@ class Tender:
                     rip = vcpu.get_regs().rip
                     raise GuestFault(f"KVM: host/guest translation fault: rip=0x{rip:x}")
                 raise KvmError(f"KVM: ioctl (RUN) failed: {os.strerror(e.err)}")
-            elif any(xhook(vm, e) for xhook in self._exit_hooks):
+            elif any(xhook(vm, e) for xhook in self._run_exit_hooks):
                 continue
             else:
                 raise self._exit_error(vm, e)

@@ -7,7 +7,7 @@ import pytest
 from tender import abi
 from tender.argv import pass1, pass2
 from tender.config import HandlerMode
-from tender.errors import UsageError
+from tender.errors import TenderError, UsageError
 from tender.manifest import Entry, Manifest, reserved_entry
 
 MFT = Manifest((reserved_entry(), Entry("storage", abi.DeviceType.BLOCK_BASIC),
@@ -81,5 +81,6 @@ def test_gdb_port() -> None:
     assert pass2(pass1(["--gdb", "--gdb-port=4444", "k"]), MFT).gdb_port == 4444
     assert pass2(pass1(["--gdb", "k"]), MFT).gdb_port == 1234
     assert pass2(pass1(["--gdb-port=4444", "k"]), MFT).gdb_port is None
-    with pytest.raises(UsageError, match="Malformed argument to --gdb-port"):
+    with pytest.raises(TenderError, match="Malformed argument to --gdb-port") as info:
         pass2(pass1(["--gdb-port=70000", "k"]), MFT)
+    assert not isinstance(info.value, UsageError)   # a plain fatal, no usage text

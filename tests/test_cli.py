@@ -102,3 +102,16 @@ def test_declared_device_not_attached() -> None:
     assert "pytender: Device 'storage' of type BLOCK_BASIC declared but not attached." in r.err
     assert "pytender: All declared devices must be attached. See --help for syntax." in r.err
     assert r.out == ""
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null", "/proc/self"])
+def test_kernel_not_a_regular_file(path: str) -> None:
+    r = run_tender(MEM, path)
+    one_line_error(r, f"{path}: Could not open")
+    assert "Traceback" not in r.output
+
+
+def test_fatal_errors_print_no_usage() -> None:
+    for args in (("--mem=0", guest("hello")), (MEM, guest("blk"))):
+        r = run_tender(*args)
+        assert r.status == 1 and "usage:" not in r.err, r.err

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tender import abi, layout
-from tender.errors import TenderError, UsageError
+from tender.errors import TenderError
 
 MIB = 1 << 20
 
@@ -48,7 +48,7 @@ def test_parse_mem(text: str, value: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "0", "abc", "-", "0x10", " 5"])
 def test_parse_mem_malformed(text: str) -> None:
-    with pytest.raises(UsageError, match="Malformed argument to --mem"):
+    with pytest.raises(TenderError, match="Malformed argument to --mem"):
         layout.parse_mem_arg(text)
 
 

@@ -110,3 +110,13 @@ def test_stop_before_run(tmp_path: Path) -> None:
     t.stop()
     with pytest.raises(Stopped):
         t.run()
+
+
+def test_library_config_is_validated(tmp_path: Path) -> None:
+    img = tmp_path / "disk.img"
+    img.write_bytes(bytes(4096))
+    for bs in (0, 1000, 1 << 20):
+        t = Tender(VmConfig(kernel=guest("blk"), mem=MEM,
+                            blocks=(BlockSpec("storage", str(img), block_size=bs),)))
+        with pytest.raises(TenderError, match="Block size must be a multiple of 2"):
+            t.run()

@@ -485,3 +485,33 @@ def test_fuzz_json_text(text: str) -> None:
         manifest.from_json(text)
     except ManifestError:
         pass
+
+
+def test_guest_copy_is_the_payload_byte_for_byte_plus_attachments() -> None:
+    """Spec 3.5: only u, b and attached of attached entries change."""
+    from tender.manifest import ENTRY_SIZE, HEADER_SIZE, decode, from_json
+
+    m = from_json('{"type":"solo5.manifest","version":1,"devices":['
+                  '{"name":"disk","type":"BLOCK_BASIC"},{"name":"net","type":"NET_BASIC"}]}')
+    payload = bytearray(m.to_bytes())
+    off1 = HEADER_SIZE + ENTRY_SIZE
+    payload[off1 + 10 : off1 + 14] = b"junk"      # after the name's NUL: kept
+    payload[off1 + 100] = 0x5A                    # entry padding: kept
+    decoded = decode(bytes(payload))
+    attached = decoded.replace(1, decoded.entries[1].block(4096, 512, 7))
+    copy = attached.guest_copy(bytes(payload))
+    assert len(copy) == len(payload)
+    assert copy[off1 + 10 : off1 + 14] == b"junk" and copy[off1 + 100] == 0x5A
+    assert int.from_bytes(copy[off1 + 72 : off1 + 80], "little") == 4096
+    assert int.from_bytes(copy[off1 + 80 : off1 + 82], "little") == 512
+    assert int.from_bytes(copy[off1 + 88 : off1 + 92], "little") == 7
+    assert copy[off1 + 96] == 1
+    off2 = off1 + ENTRY_SIZE                       # unattached: untouched
+    assert copy[off2 : off2 + ENTRY_SIZE] == bytes(payload[off2 : off2 + ENTRY_SIZE])
+
+
+def test_reserved_types_need_no_attachment() -> None:
+    from tender.manifest import Entry, Manifest, reserved_entry
+
+    m = Manifest((reserved_entry(), Entry("disk", 1), Entry("future", 0x40000001)))
+    assert [e.name for e in m.unattached()] == ["disk"]

@@ -376,3 +376,26 @@ def test_python_handlers_never_offer_the_ring(netns: Netns) -> None:
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-v"]))
+
+
+def test_elf_segment_in_the_ring_area_is_refused(netns: Netns, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The loader accepts segments up to the whole allocation (spec 2.2), but
+    with a NET device the top 2 MiB are the tender's ring: a hostile image
+    that puts a read-only segment there must not crash the tender."""
+    from elfcraft import DATA_OFF, PF_R, PT_LOAD, Guest, Phdr, mft_note, mft_payload
+
+    g = Guest(notes=[Guest().notes[0], mft_note(mft_payload([("service0", 2)]))])
+    g.loads.append(Phdr(PT_LOAD, PF_R, DATA_OFF, 64 << 20, 0x100, 0x1000))
+    path = tmp_path / "ringseg.hvt"
+    path.write_bytes(g.build())
+    r = netns.run_tender("--mem=64", f"--net:service0={TAP0}", str(path))
+    assert r.status == 1, r.output
+    assert "invalid executable: phdr[4] overlaps the net ring area at 0x4000000" in r.err
+    assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("fd", ["999999999999999999", "2147483648", "٣"])
+def test_fd_out_of_range(netns: Netns, fd: str) -> None:
+    r = netns.run_tender("--mem=64", f"--net:service0=@{fd}", guest("net"), GUEST0)
+    assert r.status == 1
+    assert r.err == f"pytender: Could not attach interface: @{fd}: Bad file descriptor\n"

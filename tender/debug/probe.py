@@ -90,9 +90,25 @@ class _Runner:
         self._ffi.release(self.run_ptr)
 
 
+def _scratch_page(mem: GuestMemory) -> int | None:
+    """A page near the top of RAM that the tender may write (not a read-only
+    ELF segment, whose host pages would fault): zero at boot, as the guest's
+    stack has not run yet."""
+    s = mem.size - 4 * PAGE_SIZE
+    while s >= mem.write_floor:
+        try:
+            mem.check_write(s, PAGE_SIZE)
+            return s
+        except TenderError:
+            s -= PAGE_SIZE
+    return None
+
+
 def probe(vcpu: Any, mem: GuestMemory) -> DebugCaps:
     """Run the experiments; any failure means "not available", never an error."""
-    s = mem.size - 4 * PAGE_SIZE          # zero at boot; the stack has not run yet
+    s = _scratch_page(mem)
+    if s is None:
+        return UNKNOWN
     saved_mem = bytes(mem.view[s : s + PAGE_SIZE])
     saved_regs, saved_sregs = vcpu.get_regs(), vcpu.get_sregs()
     runner = None

@@ -8,13 +8,8 @@ import os
 import struct
 from dataclasses import dataclass
 
+from tender.abi import DEFAULT_BLOCK_SIZE
 from tender.errors import DeviceError
-
-DEFAULT_BLOCK_SIZE = 512
-
-
-def valid_block_size(size: int) -> bool:
-    return 512 <= size <= 0xFFFF and size & (size - 1) == 0
 
 
 def _lock_holder(fd: int) -> int | None:
@@ -26,6 +21,10 @@ def _lock_holder(fd: int) -> int | None:
         return None
     ltype, _, _, _, pid = struct.unpack("hhqqi4x", res)
     return pid if ltype != fcntl.F_UNLCK else None
+
+
+class BlockSyncError(DeviceError):
+    """The final fdatasync failed: acknowledged writes may be lost."""
 
 
 @dataclass
@@ -103,9 +102,14 @@ class BlockDevice:
         os.fdatasync(self.fd)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            try:
-                self.sync()
-            finally:
-                os.close(self.fd)
-                self.fd = -1
+        if self.fd < 0:
+            return
+        try:
+            self.sync()
+        except OSError as exc:
+            raise BlockSyncError(
+                f"{self.name}: fdatasync of {self.path} failed: {exc.strerror}"
+            ) from None
+        finally:
+            os.close(self.fd)
+            self.fd = -1

@@ -132,27 +132,28 @@ def _adopt_fd(text: str) -> tuple[int, int]:
     non-blocking; MTU from TUNGETIFF + SIOCGIFMTU, else 1500 (upstream never
     sets it and always fails; see README)."""
     iface = "@" + text
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or int(text) > 0x7FFFFFFF:
         raise _fail(iface, errno.EBADF)
     fd = int(text)
+    mtu = DEFAULT_MTU
+    # First make sure it is a tap at all (and only then touch its flags):
+    # never feed the guest, or change, whatever else this fd is.
+    try:
+        res = fcntl.ioctl(fd, TUNGETIFF, _IFREQ.pack(b"", 0))
+    except OSError as exc:
+        raise _fail(iface, exc.errno or errno.EBADF) from None
+    name = _IFREQ.unpack(res)[0].split(b"\0", 1)[0].decode(errors="replace")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            mtu = _if_mtu(sock, name)
+    except OSError:
+        mtu = DEFAULT_MTU   # e.g. the tap lives in another netns
     try:
         fl = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, fl | os.O_NONBLOCK)
         os.set_inheritable(fd, False)
     except OSError as exc:
         raise _fail(iface, exc.errno or errno.EBADF) from None
-    mtu = DEFAULT_MTU
-    try:
-        res = fcntl.ioctl(fd, TUNGETIFF, _IFREQ.pack(b"", 0))
-        name = _IFREQ.unpack(res)[0].split(b"\0", 1)[0].decode(errors="replace")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            mtu = _if_mtu(sock, name)
-    except OSError as exc:
-        if exc.errno in (errno.EBADFD, errno.EINVAL, errno.ENOTTY):
-            # Not a tun/tap fd at all: refuse, rather than feed the guest
-            # whatever this fd is.
-            raise _fail(iface, exc.errno) from None
-        mtu = DEFAULT_MTU   # e.g. the tap lives in another netns
     return fd, mtu
 
 

@@ -42,8 +42,9 @@ class Kvm:
         return buf[: k.CPUID_HEADER_SIZE + k.CPUID_ENTRY_SIZE * nent]
 
     def create_vm(self) -> VmFd:
+        size = self.vcpu_mmap_size()
         fd = k.ioctl_int(self.fd, k.CREATE_VM, 0, "CREATE_VM")
-        return VmFd(fd, self.vcpu_mmap_size())
+        return VmFd(fd, size)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from tender.errors import KvmError
 from tender.kvm import ioctls as k
 from tender.kvm.vcpu import VcpuFd
 
@@ -16,6 +17,10 @@ class VmFd:
     def check_extension(self, cap: int) -> int:
         return k.ioctl_int(self.fd, k.CHECK_EXTENSION, cap, "CHECK_EXTENSION")
 
+    def require_user_memory(self) -> None:
+        if self.check_extension(k.CAP_USER_MEMORY) != 1:
+            raise KvmError("KVM: host does not support KVM_CAP_USER_MEMORY")
+
     def set_user_memory_region(
         self, slot: int, gpa: int, size: int, host_addr: int, flags: int = 0
     ) -> None:
@@ -27,7 +32,11 @@ class VmFd:
 
     def create_vcpu(self, vcpu_id: int = 0) -> VcpuFd:
         fd = k.ioctl_int(self.fd, k.CREATE_VCPU, vcpu_id, "CREATE_VCPU")
-        return VcpuFd(fd, self._vcpu_mmap_size)
+        try:
+            return VcpuFd(fd, self._vcpu_mmap_size)
+        except KvmError:
+            os.close(fd)
+            raise
 
     def register_pio_eventfd(self, port: int, efd: int) -> None:
         """Any 4-byte OUT to `port` signals `efd` in the kernel, without an exit."""
