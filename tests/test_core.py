@@ -206,3 +206,13 @@ def test_boot_state_seen_by_the_guest() -> None:
     r = run_tender(MEM, guest("rtcheck"), "a", "b")
     expect_success(r)
     assert 'rtcheck: cmdline "a b"' in r.out
+
+
+def test_triple_fault_is_reported() -> None:
+    """An empty IDT and an exception: the CPU shuts down (KVM_EXIT_SHUTDOWN;
+    some KVMs report an internal error instead). One line, exit 1."""
+    r = run_tender(MEM, guest("hostile"), "triple-fault")
+    assert r.status == 1, r.output
+    assert ("pytender: KVM: unhandled exit: exit_reason=0x8, rip=0x" in r.err
+            or "pytender: KVM: internal error exit: suberror=0x" in r.err), r.err
+    assert "FAILURE" not in r.out and "Traceback" not in r.err

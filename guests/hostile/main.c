@@ -139,6 +139,14 @@ int app_main(const char *cmdline)
         puts("]\n");
         puts("SUCCESS\n");
         return EXIT_SUCCESS;
+    } else if (strcmp(mode, "triple-fault") == 0) {
+        /* An empty IDT, then an exception: #UD -> #DF -> triple fault. The
+         * CPU shuts down; the tender must report the exit, not hang. */
+        static const struct { uint16_t limit; uint64_t base; } __attribute__((packed))
+            no_idt = { 0, 0 };
+        __asm__ volatile("lidt %0; ud2" : : "m"(no_idt));
+        puts("FAILURE: survived\n");
+        return EXIT_FAILURE;
     }
     printf("FAILURE: unknown mode \"%s\"\n", mode);
     return EXIT_FAILURE;
