@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tender import abi
 from tender.argv import pass1, pass2
@@ -84,3 +86,21 @@ def test_gdb_port() -> None:
     with pytest.raises(TenderError, match="Malformed argument to --gdb-port") as info:
         pass2(pass1(["--gdb-port=70000", "k"]), MFT)
     assert not isinstance(info.value, UsageError)   # a plain fatal, no usage text
+
+
+_ARG = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["--", "--mem=", "--mem=64", "--block:storage=", "--net:service0=",
+                     "--block-sector-size:storage=", "--net-mac:service0=", "--disk=",
+                     "--net=", "--gdb", "--gdb-port=", "--handlers=", "--trace=",
+                     "--dumpcore=", "k.hvt"]).flatmap(
+        lambda p: st.text(max_size=20).map(lambda t: p + t)),
+)
+
+
+@given(st.lists(_ARG, max_size=8))
+def test_any_argv_gives_a_config_or_a_tender_error(argv: list[str]) -> None:
+    try:
+        pass2(pass1(argv), MFT)
+    except TenderError as exc:
+        assert exc.message and "\n" not in exc.message
