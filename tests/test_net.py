@@ -399,3 +399,82 @@ def test_fd_out_of_range(netns: Netns, fd: str) -> None:
     r = netns.run_tender("--mem=64", f"--net:service0=@{fd}", guest("net"), GUEST0)
     assert r.status == 1
     assert r.err == f"pytender: Could not attach interface: @{fd}: Bad file descriptor\n"
+
+
+# --- ring I/O thread: a hostile guest (HVT_SPEC.md 5.4) ------------------------
+# The net guest's `ring-hostile KIND` posts bad entries straight into the
+# shared ring, bypassing the runtime. The ring is only offered with the native
+# handlers. Fatal kinds must end the tender from the I/O thread with status 1
+# and one line on stderr while the guest still waits (it prints
+# `FAILURE: survived` if it is still alive 2 s later).
+
+_M64 = 64 << 20
+
+
+def _text_segments(path: str) -> list[tuple[int, int]]:
+    """[start, end) of the executable PT_LOAD segments of an ELF64 image."""
+    with open(path, "rb") as f:
+        data = f.read()
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    out = []
+    for i in range(phnum):
+        p_type, p_flags, _, _, p_paddr, _, p_memsz, _ = struct.unpack_from(
+            "<IIQQQQQQ", data, phoff + i * phentsize)
+        if p_type == 1 and p_flags & 1:
+            out.append((p_paddr, p_paddr + p_memsz))
+    return out
+
+
+def _ring_hostile(ns: Netns, kind: str) -> Run:
+    r = ns.run_tender("--handlers=native", "--mem=64", f"--net={TAP0}", guest("net"),
+                      "ring-hostile", kind)
+    assert "NET: ring active\n" in r.out, r.output
+    assert f"NET: ring-hostile {kind}\n" in r.out, r.output
+    assert "Traceback" not in r.output
+    return r
+
+
+@pytest.mark.parametrize(("kind", "msg"), [
+    # NET_WRITE of 16 bytes from the last byte of guest memory
+    ("write-oob", f"Invalid guest access: gpa={_M64 - 1:#x}, sz=16"),
+    # NET_READ beyond M (into the tender's ring area, which the guest does not own)
+    ("read-oob", f"Invalid guest access: gpa={_M64 + 0x1000:#x}, sz=64"),
+    # NET_READ into the tender's page tables: below the write floor
+    ("read-lowmem", "Invalid guest access: gpa=0x2000, sz=64"),
+    # ent_tail 5000 ahead of ent_head: more than the ring holds
+    ("ent-tail-jump", "Invalid guest ring state: ent_head=0 ent_tail=5000"),
+])
+def test_ring_hostile_fatal(netns: Netns, kind: str, msg: str) -> None:
+    r = _ring_hostile(netns, kind)
+    assert r.status == 1, r.output
+    assert r.err == f"pytender: {msg}\n"
+    assert "FAILURE" not in r.out
+
+
+def test_ring_hostile_read_into_text(netns: Netns) -> None:
+    """NET_READ into the guest's own .text: the host mapping is read-only, so
+    an unchecked read() would fault (EFAULT) or crash the tender; it must be
+    refused like any other bad address."""
+    r = _ring_hostile(netns, "read-text")
+    m = re.search(r"^NET: text gpa (0x[0-9a-f]+)\n", r.out, re.M)
+    assert m, r.out
+    gpa = int(m[1], 16)
+    assert any(lo <= gpa < hi for lo, hi in _text_segments(guest("net")))
+    assert r.status == 1, r.output
+    assert r.err == f"pytender: Invalid guest access: gpa={gpa:#x}, sz=64\n"
+    assert "FAILURE" not in r.out
+
+
+@pytest.mark.parametrize("kind", [
+    # NET_WRITE with handles 0 (the reserved entry) and 63 (unused): skipped,
+    # no commit; NET_READ with either: a commit {id, EINVAL, len 0}
+    "bad-handle",
+    # operation 7: consumed (ent_head moves), no commit
+    "bad-op",
+])
+def test_ring_hostile_survivable(netns: Netns, kind: str) -> None:
+    r = _ring_hostile(netns, kind)
+    assert r.status == 0, r.output
+    assert r.out.endswith(f"NET: ring-hostile {kind}\nSUCCESS\n"), r.out
+    assert r.err == ""

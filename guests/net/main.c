@@ -8,6 +8,9 @@
  * pattern HEX: check every echo payload (after ping's 16-byte timestamp)
  *              against the repeated pattern, as `ping -p HEX` fills it
  * info:        print MAC and MTU of each device, then exit SUCCESS
+ * ring-hostile KIND: post one bad entry straight into the shared ring (no
+ *              runtime helper) and see what the host I/O thread does; see
+ *              ring_hostile() for the kinds. Needs the ring.
  *
  * Always prints whether the ring is in use. The per-packet path is kept
  * short (in-place reply, incremental checksum): guest instructions are
@@ -168,6 +171,135 @@ static int all_done(unsigned long limit)
     return 1;
 }
 
+/* ---- ring-hostile ----------------------------------------------------------
+ * Each kind posts bad entries by hand, as a hostile guest would: fill the
+ * slot, ent_tail++ (release), full fence, kick port 0x600 if asked to.
+ * Fatal kinds: the tender must end the process (status 1, one line on
+ * stderr) while we wait, so surviving is a failure. The others check what
+ * the host did and print SUCCESS. */
+
+static volatile struct hvt_ring *hr;
+
+static void hostile_post(uint32_t op, uint32_t handle, uint64_t data, uint32_t len,
+                         uint32_t id)
+{
+    uint32_t tail = hr->ent_tail;
+    volatile struct ring_entry *e = &hr->entries[tail & RING_MASK];
+
+    e->operation = op;
+    e->handle = handle;
+    e->data = data;
+    e->len = len;
+    e->id = id;
+    e->reserved = 0;
+    __atomic_store_n(&hr->ent_tail, tail + 1, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&hr->needs_kick, __ATOMIC_RELAXED))
+        raw_outl(RING_KICK_PORT, 0);
+}
+
+/* Wait (bounded, 5 s) until the host has consumed everything we posted. */
+static int hostile_drained(void)
+{
+    uint64_t deadline = clock_monotonic() + 5 * NSEC_PER_SEC;
+    while (__atomic_load_n(&hr->ent_head, __ATOMIC_ACQUIRE) != hr->ent_tail) {
+        if (clock_monotonic() > deadline)
+            return 0;
+        yield(clock_monotonic() + NSEC_PER_SEC / 1000);
+    }
+    return 1;
+}
+
+/* The next commit must be {ID, EINVAL, len 0}; consume it. */
+static int hostile_einval_commit(uint32_t id)
+{
+    uint32_t head = hr->com_head;
+    if (__atomic_load_n(&hr->com_tail, __ATOMIC_ACQUIRE) != head + 1) {
+        printf("FAILURE: com_tail %u, expected %u\n", hr->com_tail, head + 1);
+        return 0;
+    }
+    volatile struct ring_commit *c = &hr->commits[head & RING_MASK];
+    if (c->id != id || c->ret != RES_EINVAL || c->len != 0) {
+        printf("FAILURE: commit id %u ret %d len %u, expected id %u ret %d len 0\n",
+               c->id, c->ret, c->len, id, RES_EINVAL);
+        return 0;
+    }
+    __atomic_store_n(&hr->com_head, head + 1, __ATOMIC_RELEASE);
+    return 1;
+}
+
+static int ring_hostile(const char *kind, uint32_t handle)
+{
+    uint64_t mem = rt_bootinfo->mem_size;
+    uint64_t buf_gpa = (uint64_t)(uintptr_t)buf;
+    int fatal = 1;
+
+    hr = net_ring_raw();
+    if (hr == NULL) {
+        puts("FAILURE: ring-hostile needs the ring\n");
+        return EXIT_FAILURE;
+    }
+    printf("NET: ring-hostile %s\n", kind);
+    if (strcmp(kind, "write-oob") == 0) {
+        hostile_post(OP_NET_WRITE, handle, mem - 1, 16, 1);
+    } else if (strcmp(kind, "read-oob") == 0) {
+        hostile_post(OP_NET_READ, handle, mem + 0x1000, 64, 1);
+    } else if (strcmp(kind, "read-lowmem") == 0) {
+        hostile_post(OP_NET_READ, handle, 0x2000, 64, 1);   /* page tables */
+    } else if (strcmp(kind, "read-text") == 0) {
+        printf("NET: text gpa 0x%lx\n", (unsigned long)(uintptr_t)&ring_hostile);
+        hostile_post(OP_NET_READ, handle, (uint64_t)(uintptr_t)&ring_hostile, 64, 1);
+    } else if (strcmp(kind, "bad-handle") == 0) {
+        /* Writes: skipped silently, no commit. Reads: EINVAL commits. */
+        hostile_post(OP_NET_WRITE, 0, buf_gpa, 60, 1);
+        hostile_post(OP_NET_WRITE, 63, buf_gpa, 60, 2);
+        hostile_post(OP_NET_READ, 0, buf_gpa, sizeof buf, 3);
+        if (!hostile_drained() || !hostile_einval_commit(3))
+            goto fail;
+        hostile_post(OP_NET_READ, 63, buf_gpa, sizeof buf, 4);
+        if (!hostile_drained() || !hostile_einval_commit(4))
+            goto fail;
+        fatal = 0;
+    } else if (strcmp(kind, "bad-op") == 0) {
+        uint32_t com = hr->com_tail;
+        hostile_post(7, handle, buf_gpa, 60, 1);
+        if (!hostile_drained())
+            goto fail;
+        if (hr->com_tail != com) {
+            puts("FAILURE: an unknown operation produced a commit\n");
+            return EXIT_FAILURE;
+        }
+        fatal = 0;
+    } else if (strcmp(kind, "ent-tail-jump") == 0) {
+        __atomic_store_n(&hr->ent_tail, hr->ent_head + 5000, __ATOMIC_RELEASE);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&hr->needs_kick, __ATOMIC_RELAXED))
+            raw_outl(RING_KICK_PORT, 0);
+    } else {
+        printf("FAILURE: unknown ring-hostile kind '%s'\n", kind);
+        return EXIT_FAILURE;
+    }
+    if (!fatal) {
+        /* The ring is still in step: an ordinary read through the runtime. */
+        size_t n;
+        int r = net_read(handle, buf, sizeof buf, &n);
+        if (r != RES_OK && r != RES_AGAIN) {
+            printf("FAILURE: net_read after the bad entries gave %d\n", r);
+            return EXIT_FAILURE;
+        }
+        puts("SUCCESS\n");
+        return EXIT_SUCCESS;
+    }
+    /* The I/O thread reacts within microseconds; 2 s is slack for a busy host. */
+    yield(clock_monotonic() + 2 * NSEC_PER_SEC);
+    puts("FAILURE: survived\n");
+    return EXIT_FAILURE;
+fail:
+    printf("FAILURE: the host did not consume the entries (ent_head %u, ent_tail %u)\n",
+           hr->ent_head, hr->ent_tail);
+    return EXIT_FAILURE;
+}
+
 int app_main(const char *cmdline)
 {
     const struct mft *m = rt_manifest();
@@ -176,6 +308,7 @@ int app_main(const char *cmdline)
     unsigned n_ips = 0;
     long limit = 0;
     int info = 0;
+    char hostile[32] = "";
 
     for (uint32_t i = 1; i < m->entries && n_nics < MAX_NICS; i++) {
         if (m->e[i].type != MFT_NET_BASIC)
@@ -201,6 +334,11 @@ int app_main(const char *cmdline)
             }
         } else if (strcmp(word, "info") == 0) {
             info = 1;
+        } else if (strcmp(word, "ring-hostile") == 0) {
+            if (!next_word(&p, hostile, sizeof hostile)) {
+                puts("FAILURE: ring-hostile needs a kind\n");
+                return EXIT_FAILURE;
+            }
         } else if (n_ips < n_nics && parse_ip(word, nics[n_ips].ip) == 0) {
             n_ips++;
         } else {
@@ -215,6 +353,8 @@ int app_main(const char *cmdline)
         printf(" mtu %u\n", nics[i].info.mtu);
         printf("MTU is %u\n", nics[i].info.mtu);
     }
+    if (hostile[0])
+        return n_nics ? ring_hostile(hostile, (uint32_t)nics[0].handle) : EXIT_FAILURE;
     if (info) {
         puts("SUCCESS\n");
         return EXIT_SUCCESS;

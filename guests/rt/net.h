@@ -14,6 +14,37 @@
 
 #include "guest.h"
 
+#define RING_SIZE 1024u
+#define RING_MASK (RING_SIZE - 1)
+#define RING_BUF_SIZE 2048u
+#define RING_KICK_PORT 0x600
+#define OP_NET_WRITE 1
+#define OP_NET_READ 2
+
+struct ring_entry {
+    uint32_t operation, handle;
+    uint64_t data;
+    uint32_t len, id;
+    uint64_t reserved;
+};
+struct ring_commit {
+    uint32_t id;
+    int32_t ret;
+    uint32_t len, reserved;
+};
+struct hvt_ring {
+    uint32_t ent_tail;          /* guest */
+    uint32_t com_head;          /* guest */
+    uint8_t pad0[56];
+    uint32_t ent_head;          /* host */
+    uint32_t com_tail;          /* host */
+    uint32_t needs_kick;        /* host */
+    uint8_t pad1[52];
+    struct ring_entry entries[RING_SIZE];
+    struct ring_commit commits[RING_SIZE];
+};
+_Static_assert(sizeof(struct hvt_ring) == 49280, "hvt_ring size");
+
 struct net_info {
     uint8_t mac[6];
     uint16_t mtu;
@@ -31,6 +62,9 @@ int net_ring_active(void);
 /* Raw hypercalls, whatever the ring state. */
 int hc_net_write(uint64_t handle, const void *buf, uint64_t len);
 int hc_net_read(uint64_t handle, void *buf, uint64_t size, uint64_t *read_size);
+/* The shared ring (GPA M), or NULL if it is not in use. Only for tests that
+ * must post raw, hostile entries; everyone else uses net_read / net_write. */
+volatile struct hvt_ring *net_ring_raw(void);
 /* Copy with rep movsb: per-byte loops are slow under kvm_pvm. */
 void net_copy(void *dst, const void *src, size_t n);
 
