@@ -216,3 +216,25 @@ def test_triple_fault_is_reported() -> None:
     assert ("pytender: KVM: unhandled exit: exit_reason=0x8, rip=0x" in r.err
             or "pytender: KVM: internal error exit: suberror=0x" in r.err), r.err
     assert "FAILURE" not in r.out and "Traceback" not in r.err
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        # The crafted text is `hlt; jmp .`: KVM_EXIT_HLT (5) is not a hypercall.
+        (0x100000, ("KVM: unhandled exit: exit_reason=0x5, rip=0x100001",)),
+        # Inside memory but outside every segment (spec 2.2 only checks the
+        # range): the CPU runs zeroed memory, faults with no IDT and shuts down.
+        (0x300000, ("KVM: unhandled exit: exit_reason=0x8, rip=0x",
+                    "KVM: internal error exit: suberror=0x")),
+    ],
+)
+def test_crafted_images_end_with_one_line(tmp_path, entry: int, expected: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    from elfcraft import Guest
+
+    path = tmp_path / "crafted.hvt"
+    path.write_bytes(Guest(entry=entry).build())
+    r = run_tender(MEM, str(path))
+    assert r.status == 1, r.output
+    assert any(f"pytender: {e}" in r.err for e in expected), r.err
+    assert "Traceback" not in r.err and r.err.count("\n") == 1
