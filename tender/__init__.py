@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
     from tender.errors import TenderError
-    from tender.vm import Outcome, Tender, run
+    from tender.session import Outcome
+    from tender.vm import Tender, run
 
 _WHERE = {
     "BlockSpec": "tender.config", "HandlerMode": "tender.config", "NetSpec": "tender.config",
-    "VmConfig": "tender.config", "TenderError": "tender.errors", "Outcome": "tender.vm",
+    "VmConfig": "tender.config", "TenderError": "tender.errors", "Outcome": "tender.session",
     "Tender": "tender.vm", "run": "tender.vm",
 }
 

@@ -12,7 +12,7 @@ from types import FrameType
 
 from tender import abi
 from tender.argv import Pass1, pass1, pass2, usage
-from tender.errors import Interrupted, TenderError, UsageError
+from tender.errors import Interrupted, TenderError, UsageError, one_line
 
 EXIT_HELP = 1
 EXIT_VERSION = 0
@@ -29,7 +29,7 @@ EXIT_INTERNAL_ERROR = 1
 
 
 def _say(prog: str, msg: str) -> None:
-    os.write(2, f"{prog}: {msg}\n".encode(errors="replace"))
+    os.write(2, f"{prog}: {one_line(msg)}\n".encode(errors="replace"))
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -4,10 +4,19 @@ user sees; `cli` maps classes to exit codes in one place."""
 from __future__ import annotations
 
 
+def one_line(text: str) -> str:
+    """A diagnostic stays one line even when it quotes user input (an option
+    or path with a newline or other control character in it)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class TenderError(Exception):
     """Base class: a fatal tender error (solo5-hvt exit status 1)."""
 
     def __init__(self, message: str) -> None:
+        message = one_line(message)
         super().__init__(message)
         self.message = message
 

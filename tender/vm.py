@@ -11,8 +11,7 @@ import mmap
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
@@ -21,6 +20,7 @@ from tender import manifest as mft
 from tender.config import HandlerMode, VmConfig
 from tender.devices.block import BlockDevice, BlockSyncError
 from tender.devices.net import NetDevice, effective_mac
+from tender.devices.poller import Poller
 from tender.devices.ring import NetRing
 from tender.errors import (
     DeviceError,
@@ -33,18 +33,20 @@ from tender.errors import (
     UsageError,
 )
 from tender.hypercalls import Context, Handler, dispatch_table
-from tender.hypercalls.halt import Halt, halt
-from tender.hypercalls.poll import Poller
+from tender.hypercalls.halt import halt
 from tender.memory import GuestMemory
+from tender.session import (
+    Diag,
+    ExitHook,
+    HaltHook,
+    Outcome,
+    RunningVm,
+    default_diag,
+)
 
-Diag = Callable[[str], None]
 # Sent by Tender.stop() to the thread running the guest; its C handler makes
 # KVM_RUN return at once (the gdb stub's Ctrl-C uses the same mechanism).
 STOP_SIGNAL = signal.SIGUSR2
-HaltHook = Callable[["RunningVm", Halt], None]
-# Sees VL_EXIT and VL_EINTR records (struct vl_exit) before the loop acts on
-# them; True claims a VL_EXIT (e.g. the gdb stub's KVM_EXIT_DEBUG) and resumes.
-ExitHook = Callable[["RunningVm", Any], bool]
 
 # Hypercalls that have a C twin in csrc/vcpu_loop.c.
 NATIVE_CAPABLE = frozenset(
@@ -54,27 +56,6 @@ NATIVE_CAPABLE = frozenset(
         abi.Hypercall.NET_WRITE, abi.Hypercall.NET_READ,
     }
 )
-
-
-def _stderr(msg: str) -> None:
-    os.write(2, f"pytender: {msg}\n".encode(errors="replace"))
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a guest run ended (a HALT; faults are raised as TenderError)."""
-
-    status: int                                  # as passed to HALT (i32)
-    trap_frame: tuple[int, ...] | None = None    # cr2 ec rip cs rflags rsp ss
-    hypercalls: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
-
-    @property
-    def exit_code(self) -> int:
-        return self.status & 0xFF
-
-    @property
-    def aborted(self) -> bool:
-        return self.exit_code == abi.SOLO5_EXIT_ABORT
 
 
 def load_guest(config: VmConfig) -> tuple[bytes, elf.Notes, mft.Manifest]:
@@ -93,18 +74,6 @@ def _declared(manifest: mft.Manifest, name: str, dtype: abi.DeviceType) -> int:
     if handle is None:
         raise UsageError(f"Resource not declared in manifest: '{name}'")
     return handle
-
-
-@dataclass
-class RunningVm:
-    """Everything that exists while a guest runs; hooks and tools see this."""
-
-    config: VmConfig
-    mem: GuestMemory
-    manifest: mft.Manifest
-    ctx: Context
-    vcpu: Any = None
-    diag: Diag = _stderr
 
 
 def _native_view(mem: GuestMemory, manifest: mft.Manifest, ctx: Context) -> Any:
@@ -140,7 +109,7 @@ class Tender:
         config: VmConfig,
         *,
         guest: tuple[bytes, elf.Notes, mft.Manifest] | None = None,
-        diag: Diag = _stderr,
+        diag: Diag = default_diag,
         console_fd: int = 1,
         kick_signals: tuple[int, ...] = (),
         halt_hooks: tuple[HaltHook, ...] = (),

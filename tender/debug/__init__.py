@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tender.hypercalls import Handler
     from tender.hypercalls.halt import Halt
     from tender.memory import GuestMemory
-    from tender.vm import ExitHook, HaltHook, Outcome, RunningVm
+    from tender.session import ExitHook, HaltHook, Outcome, RunningVm
 
     Loop = Callable[[RunningVm, dict[int, Handler]], Outcome]
 

@@ -12,7 +12,7 @@ from tender.memory import GuestMemory
 if TYPE_CHECKING:
     from tender.devices.block import BlockDevice
     from tender.devices.net import NetDevice
-    from tender.hypercalls.poll import Poller
+    from tender.devices.poller import Poller
 
 
 @dataclass

@@ -1,0 +1,59 @@
+"""What a running guest is and how a run ends: the types the vCPU loop shares
+with its hooks (debug tools) and with library users."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from tender import abi
+from tender import manifest as mft
+from tender.config import VmConfig
+from tender.errors import one_line
+from tender.hypercalls.context import Context
+from tender.hypercalls.halt import Halt
+from tender.memory import GuestMemory
+
+Diag = Callable[[str], None]
+
+
+def default_diag(msg: str) -> None:
+    os.write(2, f"pytender: {one_line(msg)}\n".encode(errors="replace"))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a guest run ended (a HALT; faults are raised as TenderError)."""
+
+    status: int                                  # as passed to HALT (i32)
+    trap_frame: tuple[int, ...] | None = None    # cr2 ec rip cs rflags rsp ss
+    hypercalls: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def exit_code(self) -> int:
+        return self.status & 0xFF
+
+    @property
+    def aborted(self) -> bool:
+        return self.exit_code == abi.SOLO5_EXIT_ABORT
+
+
+@dataclass
+class RunningVm:
+    """Everything that exists while a guest runs; hooks and tools see this."""
+
+    config: VmConfig
+    mem: GuestMemory
+    manifest: mft.Manifest
+    ctx: Context
+    vcpu: Any = None
+    diag: Diag = default_diag
+
+
+HaltHook = Callable[[RunningVm, Halt], None]
+# Sees VL_EXIT and VL_EINTR records (struct vl_exit) before the loop acts on
+# them; True claims a VL_EXIT (e.g. the gdb stub's KVM_EXIT_DEBUG) and resumes.
+ExitHook = Callable[[RunningVm, Any], bool]
