@@ -11,13 +11,15 @@
  * host-owned indices (ent_head, com_tail) are kept privately and only
  * published into the ring, never read back from it.
  *
- * A fatal error (tap write failure, invalid guest address) ends the whole
- * process with status 1 and one line on stderr, like every other fatal
- * tender error; there is no Python to return to from this thread.
+ * A fatal error (tap write failure, invalid guest address, bad indices)
+ * stops the thread and is handed to the vCPU thread, which reports it like
+ * any other fatal tender error (one line, status 1). The process is never
+ * ended from here: a library may run other guests in it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/kvm.h>
 
 #include "vcpu_loop.h"
 
@@ -75,33 +78,41 @@ struct vl_ring {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     uint32_t ent_head, com_tail;   /* host-owned indices, authoritative here */
-    char prog[64];
+    pthread_t vcpu_thread;      /* kicked when the ring fails */
+    int kick_signal;
+    jmp_buf bail;               /* fail() returns to the top of the thread */
+    int failed;                 /* atomic; fail_msg is set before it */
+    char fail_msg[256];
     uint64_t writes, reads, kicks;
 };
 
-static void die(const struct vl_ring *q, const char *fmt, ...)
+/* A fatal error: record it, stop serving the ring, and make the vCPU thread
+ * leave KVM_RUN so that vl_run reports it (VL_FATAL) and Python ends the run
+ * the usual way, block devices synced, exit status 1. Nothing is held here
+ * (no lock, no allocation), so jumping back to the thread's top is safe. */
+static void die(struct vl_ring *q, const char *fmt, ...)
     __attribute__((noreturn, format(printf, 2, 3)));
 
-static void die(const struct vl_ring *q, const char *fmt, ...)
+static void die(struct vl_ring *q, const char *fmt, ...)
 {
-    char msg[320];
-    int n;
     va_list ap;
 
-    n = snprintf(msg, sizeof msg, "%s: ", q->prog);
     va_start(ap, fmt);
-    vsnprintf(msg + n, sizeof msg - (size_t)n - 1, fmt, ap);
+    vsnprintf(q->fail_msg, sizeof q->fail_msg, fmt, ap);
     va_end(ap);
-    n = (int)strlen(msg);
-    msg[n++] = '\n';
-    if (write(2, msg, (size_t)n) < 0) {
-        /* nothing left to report it to */
-    }
-    /* Like every other fatal exit: acknowledged block writes reach the disk. */
-    for (uint32_t h = 0; h < q->v.n_devices && h < VL_MAX_DEVICES; h++)
-        if (q->v.devices[h].kind == VL_DEV_BLOCK)
-            fdatasync(q->v.devices[h].fd);
-    _exit(1);
+    __atomic_store_n(&q->failed, 1, __ATOMIC_RELEASE);
+    if (q->v.run != NULL)
+        ((struct kvm_run *)q->v.run)->immediate_exit = 1;
+    pthread_kill(q->vcpu_thread, q->kick_signal);
+    longjmp(q->bail, 1);
+}
+
+int vl_ring_failed(struct vl_ring *q, char *msg, size_t msglen)
+{
+    if (q == NULL || !__atomic_load_n(&q->failed, __ATOMIC_ACQUIRE))
+        return 0;
+    snprintf(msg, msglen, "%s", q->fail_msg);
+    return 1;
 }
 
 static int net_fd(const struct vl_ring *q, uint32_t h)
@@ -220,6 +231,8 @@ static void *io_thread(void *arg)
     q->ready = 1;
     pthread_cond_signal(&q->cond);
     pthread_mutex_unlock(&q->lock);
+    if (setjmp(q->bail) != 0)
+        return NULL;            /* die(): failed, the vCPU has been told */
 
     while (!__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE)) {
         tail = guest_tail(q);
@@ -255,7 +268,7 @@ static void *io_thread(void *arg)
 }
 
 struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int efd,
-                              const char *prog, char *err, size_t errlen)
+                              int kick_signal, char *err, size_t errlen)
 {
     struct vl_ring *q;
     sigset_t all, old;
@@ -274,7 +287,8 @@ struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int ef
     q->r = (volatile struct hvt_ring *)(v->mem + ring_gpa);
     memset((void *)q->r, 0, sizeof(struct hvt_ring));
     q->efd = efd;
-    snprintf(q->prog, sizeof q->prog, "%s", prog);
+    q->vcpu_thread = pthread_self();
+    q->kick_signal = kick_signal;
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->cond, NULL);
 

@@ -23,6 +23,7 @@
 
 #define OFF_NR offsetof(struct seccomp_data, nr)
 #define OFF_ARCH offsetof(struct seccomp_data, arch)
+#define OFF_ARG0_LO offsetof(struct seccomp_data, args)
 #define OFF_ARG1_LO (offsetof(struct seccomp_data, args) + 8)
 #define OFF_ARG1_HI (offsetof(struct seccomp_data, args) + 12)
 
@@ -36,13 +37,15 @@ int vl_read_implies_exec(void)
 }
 
 int vl_sandbox(const uint32_t *nrs, uint32_t n_nrs, uint32_t ioctl_nr,
-               const uint32_t *ioctls, uint32_t n_ioctls)
+               const uint32_t *ioctls, uint32_t n_ioctls,
+               uint32_t self_nr, uint32_t self_pid)
 {
     struct sock_filter *f;
     struct sock_fprog prog;
-    /* Layout: 4 arch/nr loads and checks, n_nrs jumps, 7 for the ioctl
-     * preamble, n_ioctls jumps, KILL, then ALLOW at index allow. */
-    uint32_t i, k = 0, allow = n_nrs + n_ioctls + 11, max = allow + 1;
+    /* Layout: 4 arch/nr loads and checks, n_nrs jumps, the self_nr check
+     * (4), 7 for the ioctl preamble, n_ioctls jumps, KILL, then ALLOW at
+     * index allow. */
+    uint32_t i, k = 0, allow = n_nrs + n_ioctls + 15, max = allow + 1;
     int rc;
 
     if (n_nrs + n_ioctls > 240)     /* jump offsets are 8-bit */
@@ -57,6 +60,11 @@ int vl_sandbox(const uint32_t *nrs, uint32_t n_nrs, uint32_t ioctl_nr,
     /* x32 syscalls carry bit 30: never allowed. */
     for (i = 0; i < n_nrs; i++)
         f[k] = JEQ(nrs[i], (uint8_t)(allow - k - 1), 0), k++;
+    /* self_nr (tgkill) only towards our own threads: arg0 == our pid. */
+    f[k++] = JEQ(self_nr, 0, 3);
+    f[k++] = STMT(BPF_LD | BPF_W | BPF_ABS, OFF_ARG0_LO);
+    f[k] = JEQ(self_pid, (uint8_t)(allow - k - 1), 0), k++;
+    f[k++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
     f[k++] = JEQ(ioctl_nr, 1, 0);                         /* -> ioctl checks */
     f[k++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
     /* ioctl: the request's high half must be 0, the low half listed. */

@@ -326,6 +326,10 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
 
     for (;;) {
         memset(e, 0, sizeof *e);
+        if (vl_ring_failed(v->ring, e->msg, sizeof e->msg)) {
+            e->reason = VL_FATAL;   /* the I/O thread stopped: end the run */
+            return 0;
+        }
         if (ioctl(v->vcpufd, KVM_RUN, 0) < 0) {
             if (errno == EINTR) {
                 run->immediate_exit = 0;

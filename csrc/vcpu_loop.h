@@ -15,6 +15,8 @@
 #define VL_DEV_BLOCK 1
 #define VL_DEV_NET 2
 
+struct vl_ring;     /* csrc/ring.c */
+
 struct vl_device {
     int kind;
     int fd;
@@ -33,6 +35,7 @@ struct vl_vcpu {
     uint64_t ro_end[VL_MAX_RO];
     uint32_t native_mask;        /* bit nr: hypercall nr is served in C */
     int console_fd;              /* where PUTS goes (1 for the CLI) */
+    struct vl_ring *ring;        /* the net ring's I/O thread, or NULL */
     uint32_t n_devices;
     struct vl_device devices[VL_MAX_DEVICES];
     uint64_t counts[VL_NR_MAX];  /* hypercalls served natively, by nr */
@@ -63,10 +66,13 @@ void vl_clear_kick(void);
 int vl_mprotect(void *addr, size_t len, int prot);
 
 /* Ring I/O thread (csrc/ring.c, HVT_SPEC.md 5). vl_ring_start copies V (the
- * bounds, read-only ranges and devices; vcpufd/run are not used), zeroes the
- * ring at RING_GPA and returns once the thread runs, or NULL with ERR set.
- * vl_ring_stop sets the stop flag, kicks EFD, joins and frees; the caller
- * closes EFD. Fatal errors in the thread exit the process with status 1. */
+ * bounds, read-only ranges, devices and run area), zeroes the ring at
+ * RING_GPA and returns once the thread runs, or NULL with ERR set. The
+ * calling thread is taken to be the one that will run the vCPU: on a fatal
+ * error the I/O thread records the message, stops serving, and kicks that
+ * thread (immediate_exit + KICK_SIGNAL); vl_run then returns VL_FATAL with
+ * the message. vl_ring_stop sets the stop flag, kicks EFD, joins and frees;
+ * the caller closes EFD. */
 struct vl_ring;
 struct vl_ring_stats {
     uint64_t writes;
@@ -74,10 +80,12 @@ struct vl_ring_stats {
     uint64_t kicks;
 };
 struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int efd,
-                              const char *prog, char *err, size_t errlen);
+                              int kick_signal, char *err, size_t errlen);
+int vl_ring_failed(struct vl_ring *q, char *msg, size_t msglen);
 int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats);
 
 /* Sandbox (csrc/sandbox.c, HVT_SPEC.md 8.1): the policy is Python's. */
 int vl_read_implies_exec(void);
 int vl_sandbox(const uint32_t *nrs, uint32_t n_nrs, uint32_t ioctl_nr,
-               const uint32_t *ioctls, uint32_t n_ioctls);
+               const uint32_t *ioctls, uint32_t n_ioctls,
+               uint32_t self_nr, uint32_t self_pid);

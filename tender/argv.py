@@ -24,6 +24,10 @@ RE_MAC = re.compile(rf"--net-mac:{_NAME}=((?:[0-9A-Fa-f]{{2}}:){{5}}[0-9A-Fa-f]{
 RE_GDB_PORT = re.compile(r"--gdb-port=(\d+)")
 
 
+# Each name followed by a space, as solo5-hvt prints them.
+MODULES = "core block net gdb dumpcore "
+
+
 def usage(prog: str) -> str:
     return f"""\
 usage: {prog} [ CORE OPTIONS ] [ MODULE OPTIONS ] [ -- ] KERNEL [ ARGS ]
@@ -33,7 +37,7 @@ Core options:
   [ --mem=512 ] (guest memory in MB)
     --help (display this help)
     --version (display version information)
-Compiled-in modules: core block net gdb dumpcore
+Compiled-in modules: {MODULES}
 Compiled-in module options:
     --block:NAME=PATH (attach block device/file at PATH as block storage NAME)
     [ --block-sector-size:NAME=SECTORSIZE ] (sector size of block storage NAME, default 512)

@@ -70,7 +70,6 @@ def run_hvt(prog: str, argv: list[str]) -> int:
             diag=lambda m: _say(prog, m),
             kick_signals=(signal.SIGINT, signal.SIGTERM),
             sandbox=os.environ.get("PYTENDER_NO_SECCOMP") != "1",
-            prog=prog,
         )
         return tender.run().exit_code
     except UsageError as exc:

@@ -9,6 +9,8 @@ dumpcore creates a file), as solo5-hvt-debug."""
 
 from __future__ import annotations
 
+import os
+
 from tender.errors import KvmError, TenderError
 from tender.kvm import ioctls as k
 
@@ -25,6 +27,9 @@ ALLOWED = {
     "rseq": 334,
 }
 IOCTL = 16
+# Allowed only towards this process (arg 0 = our pid): the ring I/O thread
+# kicks the vCPU thread out of KVM_RUN with it.
+TGKILL = 234
 # vCPU ioctls the loop and its error paths use.
 ALLOWED_IOCTLS = (k.RUN, k.GET_REGS, k.GET_SREGS)
 
@@ -39,6 +44,6 @@ def enter() -> None:
         )
     nrs = ffi.new("uint32_t[]", sorted(ALLOWED.values()))
     reqs = ffi.new("uint32_t[]", list(ALLOWED_IOCTLS))
-    err = lib.vl_sandbox(nrs, len(nrs), IOCTL, reqs, len(reqs))
+    err = lib.vl_sandbox(nrs, len(nrs), IOCTL, reqs, len(reqs), TGKILL, os.getpid())
     if err:
         raise KvmError(f"seccomp: could not install the filter: error {err}")

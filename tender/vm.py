@@ -18,7 +18,7 @@ from typing import Any
 from tender import abi, elf, layout
 from tender import manifest as mft
 from tender.config import HandlerMode, VmConfig
-from tender.devices.block import BlockDevice, BlockSyncError
+from tender.devices.block import BlockDevice
 from tender.devices.net import NetDevice, effective_mac
 from tender.devices.poller import Poller
 from tender.devices.ring import NetRing
@@ -114,7 +114,6 @@ class Tender:
         kick_signals: tuple[int, ...] = (),
         halt_hooks: tuple[HaltHook, ...] = (),
         exit_hooks: tuple[ExitHook, ...] = (),
-        prog: str = "pytender",
         sandbox: bool = False,
     ) -> None:
         self.config = config
@@ -126,8 +125,8 @@ class Tender:
         self._exit_hooks = exit_hooks
         self._run_halt_hooks: list[HaltHook] = []
         self._run_exit_hooks: list[ExitHook] = []
-        self._prog = prog    # prefix of fatal messages printed by C threads
         self._sandbox = sandbox
+        self._ring: NetRing | None = None
         self._stop = threading.Event()
         self._vcpu_thread: int | None = None
         self._closers: list[Callable[[], None]] = []
@@ -170,31 +169,34 @@ class Tender:
         return blocks, nets
 
     def run(self) -> Outcome:
+        self._ring = None
         self._run_halt_hooks = list(self._halt_hooks)
         self._run_exit_hooks = list(self._exit_hooks)
-        failed = True
         try:
             outcome = self._run()
-            failed = False
-        finally:
-            sync_errors = self._teardown()
-            if sync_errors and failed:
-                for msg in sync_errors:
-                    self._diag(msg)
-        if sync_errors:
-            # Acknowledged writes may not be on disk: the run failed.
-            raise DeviceError(sync_errors[0])
+        except BaseException as exc:
+            for also in self._teardown():
+                # Report what else went wrong on the way out, once.
+                if not (isinstance(exc, TenderError) and also.message == exc.message):
+                    self._diag(also.message)
+            raise
+        late = self._teardown()
+        if late:
+            # Acknowledged writes may not be on disk, or the ring thread
+            # failed on the guest's last entries: the run failed.
+            raise late[0]
         return outcome
 
-    def _teardown(self) -> list[str]:
-        """Close everything, last opened first. Returns the messages of block
-        devices whose final fdatasync failed; nothing else can fail here."""
-        errors = []
+    def _teardown(self) -> list[TenderError]:
+        """Close everything, last opened first. Returns what failed on the
+        way (a block device's final fdatasync, the ring thread's last
+        entries): the run failed then, whatever the guest said."""
+        errors: list[TenderError] = []
         for close in reversed(self._closers):
             try:
                 close()
-            except BlockSyncError as exc:
-                errors.append(exc.message)
+            except TenderError as exc:
+                errors.append(exc)
             except (OSError, BufferError):
                 pass
         self._closers.clear()
@@ -281,7 +283,7 @@ class Tender:
         self._closers.append(poller.close)
         ctx = Context(mem=mem, blocks=blocks, nets=nets, console_fd=self._console_fd,
                       poller=poller)
-        ring = self._start_ring(vm, mem, mem_size, manifest, ctx) if nets else None
+        ring = self._start_ring(vm, vcpu, mem, mem_size, manifest, ctx) if nets else None
 
         # Step 12: boot info, manifest copy, command line.
         for gpa, blob in layout.boot_blobs(
@@ -307,7 +309,7 @@ class Tender:
         # A trace must see every hypercall, so it forces the Python handlers.
         return self.config.handlers is HandlerMode.NATIVE and self.config.trace is None
 
-    def _start_ring(self, vm: Any, mem: GuestMemory, mem_size: layout.MemSize,
+    def _start_ring(self, vm: Any, vcpu: Any, mem: GuestMemory, mem_size: layout.MemSize,
                     manifest: mft.Manifest, ctx: Context) -> NetRing | None:
         """Spec 5.1: offer HVT_FEATURE_RING_IO when the C I/O thread can serve
         it. Only with native handlers: the ring bypasses every hypercall, so
@@ -321,8 +323,9 @@ class Tender:
             def register(efd: int) -> None:
                 vm.register_pio_eventfd(abi.RING_KICK_PORT, efd)
         ring = NetRing.start(register, _native_view(mem, manifest, ctx), mem_size.ring_base,
-                             self._prog, self._diag)
+                             vcpu.run_area, STOP_SIGNAL, self._diag)
         if ring is not None:
+            self._ring = ring
             self._closers.append(ring.stop)
             # First halt hook, as upstream: the thread stops before dumpcore.
             self._run_halt_hooks.insert(0, lambda _vm, _h: ring.stop())
@@ -338,6 +341,8 @@ class Tender:
         run_buf = ffi.from_buffer(vcpu.run_area)
         v.vcpufd = vcpu.fd
         v.run = run_buf
+        if self._ring is not None:
+            v.ring = self._ring.handle
         if native:
             v.native_mask = sum(1 << nr for nr in table if nr in NATIVE_CAPABLE)
         for sig in (*self._kick_signals, STOP_SIGNAL):

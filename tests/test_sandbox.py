@@ -52,3 +52,19 @@ def test_cli_runs_the_guest_sandboxed(tmp_path: Path) -> None:
     assert _seccomp_mode("--handlers=python") == "2"
     # The debug features are the exception, as solo5-hvt-debug.
     assert _seccomp_mode(f"--trace={tmp_path}/t.jsonl") == "0"
+
+
+def test_tgkill_only_towards_our_own_threads() -> None:
+    # Own thread: allowed (the ring thread kicks the vCPU thread this way).
+    r = _child("import os, signal, threading\nfrom tender import sandbox\n"
+               "signal.signal(signal.SIGUSR2, lambda *a: None)\nsandbox.enter()\n"
+               "signal.pthread_kill(threading.get_ident(), signal.SIGUSR2)\n"
+               "os.write(1, b'kicked\\n')\n")
+    assert r.returncode == 0 and r.stdout == b"kicked\n", r
+    # Another process (here: our parent, with tgkill to its pid): killed.
+    r = _child("import os, signal, ctypes\nfrom tender import sandbox\nsandbox.enter()\n"
+               "libc = ctypes.CDLL(None)\nos.write(1, b'inside\\n')\n"
+               "libc.syscall(234, os.getppid(), os.getppid(), 0)\n"
+               "os.write(1, b'escaped\\n')\n")
+    assert r.returncode == -signal.SIGSYS, r
+    assert r.stdout == b"inside\n"

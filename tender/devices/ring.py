@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tender.errors import DeviceError, GuestFault
+
 
 @dataclass(frozen=True)
 class RingStats:
@@ -24,9 +26,10 @@ class RingStats:
 class NetRing:
     """A running I/O thread. `stop()` is idempotent (halt hook + teardown)."""
 
-    def __init__(self, handle: Any, efd: int) -> None:
+    def __init__(self, handle: Any, efd: int, run_buf: Any) -> None:
         self._handle = handle
         self._efd = efd
+        self._run_buf = run_buf     # the vCPU run area the thread may kick
         self.stats: RingStats | None = None
 
     @classmethod
@@ -35,14 +38,17 @@ class NetRing:
         register_kick: Callable[[int], None] | None,
         view: Any,
         ring_gpa: int,
-        prog: str,
+        run_area: Any,
+        kick_signal: int,
         warn: Callable[[str], None],
     ) -> NetRing | None:
         """`register_kick(efd)` makes every 4-byte OUT to port 0x600 signal
         efd in the kernel (KVM_IOEVENTFD); None when the hypervisor has no
         such thing. `view` is a filled `struct vl_vcpu *` (bounds, read-only
-        ranges, devices). Returns None (after a warning) when the ring
-        cannot run."""
+        ranges, devices). Must be called on the thread that will run the
+        vCPU (`run_area`): on a fatal error the I/O thread makes that thread
+        leave KVM_RUN with `kick_signal`. Returns None (after a warning) when
+        the ring cannot run."""
         from tender._vcpu import ffi, lib
 
         if register_kick is None:
@@ -60,15 +66,25 @@ class NetRing:
             warn(f"KVM_IOEVENTFD failed ({exc}), falling back to hypercalls")
             return None
         err = ffi.new("char[]", 256)
-        handle = lib.vl_ring_start(view, ring_gpa, efd, prog.encode(), err, 256)
+        run_buf = ffi.from_buffer(run_area)
+        view.run = run_buf
+        handle = lib.vl_ring_start(view, ring_gpa, efd, kick_signal, err, 256)
         if handle == ffi.NULL:
+            ffi.release(run_buf)
             # The ioeventfd stays registered with the eventfd; nobody reads
             # it, which is harmless: the guest will never kick (no feature).
             warn(f"could not start the net I/O thread: "
                  f"{ffi.string(err).decode(errors='replace')}, falling back to hypercalls")
             os.close(efd)
             return None
-        return cls(handle, efd)
+        return cls(handle, efd, run_buf)
+
+    @property
+    def handle(self) -> Any:
+        """The `struct vl_ring *` for vl_vcpu.ring (ffi.NULL once stopped)."""
+        from tender._vcpu import ffi
+
+        return ffi.NULL if self._handle is None else self._handle
 
     def stop(self) -> None:
         if self._handle is None:
@@ -76,8 +92,16 @@ class NetRing:
         from tender._vcpu import ffi, lib
 
         st = ffi.new("struct vl_ring_stats *")
+        msg = ffi.new("char[]", 256)
+        # The thread may have failed on what the guest posted just before it
+        # halted: that is still the run's failure.
+        failed = lib.vl_ring_failed(self._handle, msg, 256)
         lib.vl_ring_stop(self._handle, st)
         self._handle = None
         self.stats = RingStats(int(st.writes), int(st.reads), int(st.kicks))
         os.close(self._efd)
         self._efd = -1
+        ffi.release(self._run_buf)
+        if failed:
+            text = ffi.string(msg).decode(errors="replace")
+            raise (GuestFault if text.startswith("Invalid guest") else DeviceError)(text)
