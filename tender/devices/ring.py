@@ -52,8 +52,7 @@ class NetRing:
         from tender._vcpu import ffi, lib
 
         if register_kick is None:
-            warn("KVM_CAP_IOEVENTFD not available, falling back to hypercalls")
-            return None
+            return None     # no KVM_CAP_IOEVENTFD: no ring, silently (spec 5.1)
         try:
             efd = os.eventfd(0, os.EFD_CLOEXEC)
         except OSError as exc:
