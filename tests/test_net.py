@@ -126,6 +126,17 @@ def ring_line(handlers: str) -> str:
 
 # --- traffic -----------------------------------------------------------------
 
+def flood_received(ping_out: str, n: int) -> None:
+    """ping -f sent n and got (nearly) all back. The guest's own count is
+    asserted exactly by each test; on a loaded 2-core host the kernel may
+    drop the odd frame between the tap and ping (its backlog is finite, for
+    any tender), so ping's count gets a 0.1 % allowance, and upstream's flood
+    test likewise judges the guest's count."""
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", ping_out)
+    assert m is not None, ping_out
+    assert int(m[1]) == n and int(m[2]) >= n - n // 1000, ping_out
+
+
 def test_flood_ping_limit(netns: Netns, handlers: str) -> None:
     g = start(netns, handlers, f"--net={TAP0}", guest("net"), GUEST0, "limit", str(FLOOD))
     t0 = time.monotonic()
@@ -135,7 +146,7 @@ def test_flood_ping_limit(netns: Netns, handlers: str) -> None:
     assert r.status == 0, r.output
     assert ring_line(handlers) in r.out
     assert f"NET: service0 answered {FLOOD} echo requests\nSUCCESS\n" in r.out
-    assert f"{FLOOD} packets transmitted, {FLOOD} received" in p.stdout, p.stdout
+    flood_received(p.stdout, FLOOD)
     print(f"{handlers}: {FLOOD / elapsed:.0f} echoes/s")
 
 
@@ -146,7 +157,7 @@ def test_ring_can_be_turned_off(netns: Netns) -> None:
     assert r.status == 0, r.output
     assert "NET: ring inactive\n" in r.out
     assert "answered 500 echo requests\nSUCCESS\n" in r.out
-    assert "500 received" in p.stdout
+    flood_received(p.stdout, 500)
 
 
 def test_ping_payload_pattern(netns: Netns, handlers: str) -> None:
@@ -158,7 +169,7 @@ def test_ping_payload_pattern(netns: Netns, handlers: str) -> None:
     assert r.status == 0, r.output
     assert ring_line(handlers) in r.out
     assert f"answered {n} echo requests\nNET: all payloads matched the pattern\nSUCCESS\n" in r.out
-    assert f"{n} received" in p.stdout
+    flood_received(p.stdout, n)
 
 
 def test_ping_payload_mismatch_fails(netns: Netns) -> None:
@@ -186,7 +197,7 @@ def test_two_nics(netns: Netns, handlers: str) -> None:
     assert f"service1 answered {n} echo requests\n" in r.out
     assert r.out.endswith("SUCCESS\n")
     for out in outs:
-        assert f"{n} received" in out, out
+        flood_received(out, n)
 
 
 def test_mtu_9000_and_jumbo_frames(netns: Netns, handlers: str) -> None:
