@@ -105,8 +105,18 @@ def _mac(text: str) -> bytes:
 
 
 def pass2(p1: Pass1, manifest: Manifest) -> VmConfig:
+    """Options before KERNEL -> VmConfig, or the first option error."""
+    config, error = pass2_prefix(p1, manifest)
+    if error is not None:
+        raise error
+    return config
+
+
+def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError | None]:
     """Options before KERNEL -> VmConfig. Later options win; repeating
-    --block/--net re-attaches, as solo5-hvt."""
+    --block/--net re-attaches, as solo5-hvt. On a bad option, returns the
+    configuration of the options before it with the error: solo5-hvt opens
+    devices while it parses, so their errors come first."""
     mem = abi.DEFAULT_MEM
     blocks: dict[str, BlockSpec] = {}
     sectors: dict[str, int] = {}
@@ -118,55 +128,67 @@ def pass2(p1: Pass1, manifest: Manifest) -> VmConfig:
     gdb_port = 1234
     trace: str | None = None
     net_ring = True
-    for arg in p1.options:
-        if arg == "--":
-            break
-        if arg.startswith("--mem="):
-            mem = parse_mem_arg(arg[len("--mem="):])
-        elif m := RE_BLOCK.fullmatch(arg):
-            _declared(manifest, m[1], abi.DeviceType.BLOCK_BASIC, arg)
-            blocks[m[1]] = BlockSpec(m[1], m[2])
-        elif m := RE_SECTOR.fullmatch(arg):
-            size = int(m[2]) if m[2].isdigit() else -1
-            if not abi.valid_block_size(size):
-                raise _invalid(arg, "Block size must be a multiple of 2 greater than or equal 512")
-            _declared(manifest, m[1], abi.DeviceType.BLOCK_BASIC, arg)
-            sectors[m[1]] = size
-        elif m := RE_NET.fullmatch(arg):
-            _declared(manifest, m[1], abi.DeviceType.NET_BASIC, arg)
-            nets[m[1]] = NetSpec(m[1], m[2])
-        elif m := RE_MAC.fullmatch(arg):
-            _declared(manifest, m[1], abi.DeviceType.NET_BASIC, arg)
-            macs[m[1]] = _mac(m[2])
-        elif arg.startswith("--disk=") and len(arg) > len("--disk="):
-            name = _only(manifest, abi.DeviceType.BLOCK_BASIC, arg)
-            blocks[name] = BlockSpec(name, arg[len("--disk="):])
-        elif arg.startswith("--net=") and len(arg) > len("--net="):
-            name = _only(manifest, abi.DeviceType.NET_BASIC, arg)
-            nets[name] = NetSpec(name, arg[len("--net="):])
-        elif arg in ("--handlers=native", "--handlers=python"):
-            handlers = HandlerMode(arg.split("=", 1)[1])
-        elif arg.startswith("--dumpcore=") and len(arg) > len("--dumpcore="):
-            dumpcore = arg[len("--dumpcore="):]
-        elif arg == "--gdb":
-            gdb = True
-        elif arg.startswith("--gdb-port="):
-            m = RE_GDB_PORT.fullmatch(arg)
-            if m is None or int(m[1]) > 65535:
-                raise TenderError("Malformed argument to --gdb-port")
-            gdb_port = int(m[1])
-        elif arg in ("--net-ring=on", "--net-ring=off"):
-            net_ring = arg == "--net-ring=on"
-        elif arg.startswith("--trace=") and len(arg) > len("--trace="):
-            trace = arg[len("--trace="):]
-        else:
-            raise _invalid(arg)
+    order: dict[str, None] = {}     # device names, in command-line order
+    error: TenderError | None = None
+    try:
+        for arg in p1.options:
+            if arg == "--":
+                break
+            if arg.startswith("--mem="):
+                mem = parse_mem_arg(arg[len("--mem="):])
+            elif m := RE_BLOCK.fullmatch(arg):
+                _declared(manifest, m[1], abi.DeviceType.BLOCK_BASIC, arg)
+                blocks[m[1]] = BlockSpec(m[1], m[2])
+                order[m[1]] = None
+            elif m := RE_SECTOR.fullmatch(arg):
+                size = int(m[2]) if m[2].isdigit() else -1
+                if not abi.valid_block_size(size):
+                    raise _invalid(
+                        arg, "Block size must be a multiple of 2 greater than or equal 512"
+                    )
+                _declared(manifest, m[1], abi.DeviceType.BLOCK_BASIC, arg)
+                sectors[m[1]] = size
+            elif m := RE_NET.fullmatch(arg):
+                _declared(manifest, m[1], abi.DeviceType.NET_BASIC, arg)
+                nets[m[1]] = NetSpec(m[1], m[2])
+                order[m[1]] = None
+            elif m := RE_MAC.fullmatch(arg):
+                _declared(manifest, m[1], abi.DeviceType.NET_BASIC, arg)
+                macs[m[1]] = _mac(m[2])
+            elif arg.startswith("--disk=") and len(arg) > len("--disk="):
+                name = _only(manifest, abi.DeviceType.BLOCK_BASIC, arg)
+                blocks[name] = BlockSpec(name, arg[len("--disk="):])
+                order[name] = None
+            elif arg.startswith("--net=") and len(arg) > len("--net="):
+                name = _only(manifest, abi.DeviceType.NET_BASIC, arg)
+                nets[name] = NetSpec(name, arg[len("--net="):])
+                order[name] = None
+            elif arg in ("--handlers=native", "--handlers=python"):
+                handlers = HandlerMode(arg.split("=", 1)[1])
+            elif arg.startswith("--dumpcore=") and len(arg) > len("--dumpcore="):
+                dumpcore = arg[len("--dumpcore="):]
+            elif arg == "--gdb":
+                gdb = True
+            elif arg.startswith("--gdb-port="):
+                m = RE_GDB_PORT.fullmatch(arg)
+                if m is None or int(m[1]) > 65535:
+                    raise TenderError("Malformed argument to --gdb-port")
+                gdb_port = int(m[1])
+            elif arg in ("--net-ring=on", "--net-ring=off"):
+                net_ring = arg == "--net-ring=on"
+            elif arg.startswith("--trace=") and len(arg) > len("--trace="):
+                trace = arg[len("--trace="):]
+            else:
+                raise _invalid(arg)
+    except TenderError as exc:
+        error = exc     # the state holds exactly the options before it
     block_specs = tuple(
         replace(b, block_size=sectors.get(b.name, b.block_size)) for b in blocks.values()
     )
     net_specs = tuple(replace(n, mac=macs.get(n.name)) for n in nets.values())
     return VmConfig(
         kernel=p1.kernel,
+        attach_order=tuple(order),
         args=tuple(os.fsencode(a) for a in p1.args),
         mem=mem,
         blocks=block_specs,
@@ -176,4 +198,4 @@ def pass2(p1: Pass1, manifest: Manifest) -> VmConfig:
         gdb_port=gdb_port if gdb else None,
         trace=trace,
         net_ring=net_ring,
-    )
+    ), error

@@ -11,7 +11,7 @@ import sys
 from types import FrameType
 
 from tender import abi
-from tender.argv import Pass1, pass1, pass2, usage
+from tender.argv import Pass1, pass1, pass2_prefix, usage
 from tender.errors import Interrupted, TenderError, UsageError, one_line
 
 EXIT_HELP = 1
@@ -61,7 +61,12 @@ def run_hvt(prog: str, argv: list[str]) -> int:
         from tender.vm import Tender, load_guest
 
         guest = load_guest(VmConfig(kernel=p1.kernel))
-        config = pass2(p1, guest[2])
+        config, option_error = pass2_prefix(p1, guest[2])
+        if option_error is not None:
+            # solo5-hvt opens devices as it parses: those before the bad
+            # option fail first.
+            Tender(config, guest=guest).open_devices()
+            raise option_error
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, _on_signal)
         tender = Tender(

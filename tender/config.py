@@ -35,6 +35,9 @@ class VmConfig:
     mem: int = DEFAULT_MEM      # requested bytes, before the spec 3.1 rounding
     blocks: tuple[BlockSpec, ...] = ()
     nets: tuple[NetSpec, ...] = ()
+    # Device names in the order they are opened (the command line's, as
+    # solo5-hvt); names not listed follow, blocks before nets.
+    attach_order: tuple[str, ...] = ()
     handlers: HandlerMode = HandlerMode.NATIVE
     dumpcore: str | None = None
     gdb_port: int | None = None

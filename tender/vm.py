@@ -1,8 +1,8 @@
 """Assemble one guest run: image + layout + KVM + devices + hypercalls.
 
-The steps follow solo5-hvt's order (spec 1), so a single bad input gives the
-same error. One difference: every option is parsed before any device is
-opened, so with several bad options an option error wins over a device one."""
+The steps follow solo5-hvt's order (spec 1), so the same input gives the same
+first error: devices open in command-line order, and the CLI opens those
+before a bad option first (Tender.open_devices)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from tender import abi, elf, layout
 from tender import manifest as mft
-from tender.config import HandlerMode, VmConfig
+from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
 from tender.devices.block import BlockDevice
 from tender.devices.net import NetDevice, effective_mac
 from tender.devices.poller import Poller
@@ -147,26 +147,39 @@ class Tender:
     def _attach(self, manifest: mft.Manifest) -> tuple[dict[int, BlockDevice],
                                                         dict[int, NetDevice]]:
         """Step 4: open block images and taps, in command-line order."""
+        from tender.devices.net import attach
+
+        specs: list[BlockSpec | NetSpec] = [*self.config.blocks, *self.config.nets]
+        rank = {name: i for i, name in enumerate(self.config.attach_order)}
+        specs.sort(key=lambda spec: rank.get(spec.name, len(rank)))   # stable
         blocks: dict[int, BlockDevice] = {}
         nets: dict[int, NetDevice] = {}
-        for spec in self.config.blocks:
-            handle = _declared(manifest, spec.name, abi.DeviceType.BLOCK_BASIC)
-            if not abi.valid_block_size(spec.block_size):
-                raise UsageError(
-                    "Block size must be a multiple of 2 greater than or equal 512"
-                )
-            dev = BlockDevice.open(spec.name, spec.path)
-            dev.block_size = spec.block_size
-            self._closers.append(dev.close)
-            blocks[handle] = dev
-        for nspec in self.config.nets:
-            handle = _declared(manifest, nspec.name, abi.DeviceType.NET_BASIC)
-            from tender.devices.net import attach
-
-            ndev = attach(nspec)
-            self._closers.append(ndev.close)
-            nets[handle] = ndev
+        for spec in specs:
+            if isinstance(spec, BlockSpec):
+                handle = _declared(manifest, spec.name, abi.DeviceType.BLOCK_BASIC)
+                if not abi.valid_block_size(spec.block_size):
+                    raise UsageError(
+                        "Block size must be a multiple of 2 greater than or equal 512"
+                    )
+                dev = BlockDevice.open(spec.name, spec.path)
+                dev.block_size = spec.block_size
+                self._closers.append(dev.close)
+                blocks[handle] = dev
+            else:
+                handle = _declared(manifest, spec.name, abi.DeviceType.NET_BASIC)
+                ndev = attach(spec)
+                self._closers.append(ndev.close)
+                nets[handle] = ndev
         return blocks, nets
+
+    def open_devices(self) -> None:
+        """Open and close this configuration's devices, nothing else: where a
+        later option is bad, solo5-hvt reports a device error first."""
+        manifest = (self._guest or load_guest(self.config))[2]
+        try:
+            self._attach(manifest)
+        finally:
+            self._teardown()
 
     def run(self) -> Outcome:
         self._ring = None

@@ -104,3 +104,16 @@ def test_any_argv_gives_a_config_or_a_tender_error(argv: list[str]) -> None:
         pass2(pass1(argv), MFT)
     except TenderError as exc:
         assert exc.message and "\n" not in exc.message
+
+
+def test_attach_order_follows_the_command_line() -> None:
+    c = pass2(pass1(["--net:service0=tap0", "--mem=8", "--disk=/img", "k"]), MFT)
+    assert c.attach_order == ("service0", "storage")
+
+
+def test_options_before_a_bad_one_are_kept() -> None:
+    from tender.argv import pass2_prefix
+
+    c, err = pass2_prefix(pass1(["--block:storage=/img", "--bogus", "--net=tap0", "k"]), MFT)
+    assert isinstance(err, UsageError) and err.message == "Invalid option: `--bogus'"
+    assert [b.path for b in c.blocks] == ["/img"] and c.nets == ()

@@ -178,3 +178,14 @@ def test_hostile_block_requests(tmp_path: Path, handlers: str) -> None:
         r = run_tender(MEM, handlers, f"--block:storage={img}", guest("hostileblk"), mode)
         assert r.status == 0 and "SUCCESS" in r.out, r.output
     assert os.path.getsize(img) == 8 * 512
+
+
+def test_device_errors_come_before_later_option_errors(tmp_path: Path) -> None:
+    """solo5-hvt opens a device as it parses its option (spec 1, step 4)."""
+    r = run_tender(MEM, f"--block:storage={tmp_path}/nope.img", "--bogus", guest("blk"))
+    assert r.status == 1
+    assert "Could not open block device" in r.err and "Invalid option" not in r.err
+    img = image(tmp_path / "disk.img", 4096)
+    r = run_tender(MEM, f"--block:storage={img}", "--bogus", guest("blk"))
+    assert r.status == 1
+    assert "pytender: Invalid option: `--bogus'" in r.err
