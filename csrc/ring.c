@@ -29,44 +29,14 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "hvt_ring.h"
 #include "vcpu_loop.h"
 
-#define RING_SIZE 1024u
-#define RING_MASK (RING_SIZE - 1)
 #define RING_POLL_ITERS 4096
-#define OP_NET_WRITE 1
-#define OP_NET_READ 2
 #define R_OK_ 0
 #define R_AGAIN 1
 #define R_EINVAL 2
 
-/* struct hvt_ring: fixed layout, 49280 bytes (spec 5.2). */
-struct ring_entry {
-    uint32_t operation, handle;
-    uint64_t data;
-    uint32_t len, id;
-    uint64_t reserved;
-};
-struct ring_commit {
-    uint32_t id;
-    int32_t ret;
-    uint32_t len, reserved;
-};
-struct hvt_ring {
-    uint32_t ent_tail;          /* guest */
-    uint32_t com_head;          /* guest */
-    uint8_t pad0[56];
-    uint32_t ent_head;          /* host */
-    uint32_t com_tail;          /* host */
-    uint32_t needs_kick;        /* host */
-    uint8_t pad1[52];
-    struct ring_entry entries[RING_SIZE];
-    struct ring_commit commits[RING_SIZE];
-};
-_Static_assert(sizeof(struct hvt_ring) == 49280, "hvt_ring size");
-_Static_assert(__builtin_offsetof(struct hvt_ring, ent_head) == 64, "ent_head");
-_Static_assert(__builtin_offsetof(struct hvt_ring, entries) == 128, "entries");
-_Static_assert(__builtin_offsetof(struct hvt_ring, commits) == 32896, "commits");
 
 struct vl_ring {
     struct vl_vcpu v;           /* private copy: bounds, read-only ranges, devices */

@@ -14,36 +14,8 @@
 
 #include "guest.h"
 
-#define RING_SIZE 1024u
-#define RING_MASK (RING_SIZE - 1)
-#define RING_BUF_SIZE 2048u
-#define RING_KICK_PORT 0x600
-#define OP_NET_WRITE 1
-#define OP_NET_READ 2
-
-struct ring_entry {
-    uint32_t operation, handle;
-    uint64_t data;
-    uint32_t len, id;
-    uint64_t reserved;
-};
-struct ring_commit {
-    uint32_t id;
-    int32_t ret;
-    uint32_t len, reserved;
-};
-struct hvt_ring {
-    uint32_t ent_tail;          /* guest */
-    uint32_t com_head;          /* guest */
-    uint8_t pad0[56];
-    uint32_t ent_head;          /* host */
-    uint32_t com_tail;          /* host */
-    uint32_t needs_kick;        /* host */
-    uint8_t pad1[52];
-    struct ring_entry entries[RING_SIZE];
-    struct ring_commit commits[RING_SIZE];
-};
-_Static_assert(sizeof(struct hvt_ring) == 49280, "hvt_ring size");
+/* The ring layout is the tender's own definition (csrc/hvt_ring.h). */
+#include "hvt_ring.h"
 
 struct net_info {
     uint8_t mac[6];
