@@ -75,9 +75,6 @@ class GuestMemory:
             raise KvmError(f"internal: load outside guest memory at 0x{gpa:x}")
         self.view[gpa : gpa + len(data)] = data
 
-    def zero(self, gpa: int, size: int) -> None:
-        self.load(gpa, bytes(size))
-
     def protect(self, start: int, end: int, prot: int) -> None:
         """mprotect host pages [start, end); read-only ranges are remembered so
         that hypercall writes into them fail the guest, not the tender."""
