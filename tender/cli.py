@@ -9,10 +9,14 @@ import os
 import signal
 import sys
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from tender import abi
 from tender.argv import Pass1, pass1, pass2_prefix, usage
-from tender.errors import Interrupted, TenderError, UsageError, one_line
+from tender.errors import Interrupted, Stopped, TenderError, UsageError, one_line
+
+if TYPE_CHECKING:
+    from tender.vm import Tender
 
 EXIT_HELP = 1
 EXIT_VERSION = 0
@@ -32,8 +36,43 @@ def _say(prog: str, msg: str) -> None:
     os.write(2, f"{prog}: {one_line(msg)}\n".encode(errors="replace"))
 
 
-def _on_signal(signum: int, _frame: FrameType | None) -> None:
-    raise Interrupted(signum)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SignalLatch:
+    """SIGINT/SIGTERM for the whole life of the process (solo5-hvt: one
+    `Exiting on signal N` line, exit 1, whatever the number of signals).
+
+    The handler never raises: an exception landing at a random bytecode
+    could be turned into another error by a layer below, or cut short a
+    block device's final fdatasync, or (when printed as a traceback) need
+    syscalls the sandbox forbids. It records the first signal and asks the
+    tender to stop; the run then unwinds through its normal teardown and
+    `run_hvt` reports the signal. Later signals find the latch set and
+    return at once, so a storm costs nothing."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self.tender: Tender | None = None
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        if self.signum:
+            return
+        self.signum = signum
+        if self.tender is not None:
+            self.tender.stop()
+
+    def install(self) -> None:
+        """Take over both signals, then let through any that the native
+        launcher held blocked while the interpreter started."""
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+    def check(self) -> None:
+        """Between steps that cannot be stopped from outside."""
+        if self.signum:
+            raise Interrupted(self.signum)
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -44,8 +83,11 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_INTERNAL_ERROR
 
 
-def run_hvt(prog: str, argv: list[str]) -> int:
+def run_hvt(prog: str, argv: list[str], latch: SignalLatch | None = None) -> int:
     """solo5-hvt semantics; returns the process exit status."""
+    if latch is None:
+        latch = SignalLatch()
+        latch.install()
     # A closed stdout ends the tender with SIGPIPE, as it does solo5-hvt.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
@@ -60,23 +102,33 @@ def run_hvt(prog: str, argv: list[str]) -> int:
         from tender.config import VmConfig
         from tender.vm import Tender, load_guest
 
+        latch.check()
         guest = load_guest(VmConfig(kernel=p1.kernel))
+        latch.check()
         config, option_error = pass2_prefix(p1, guest[2])
         if option_error is not None:
             # solo5-hvt opens devices as it parses: those before the bad
             # option fail first.
             Tender(config, guest=guest).open_devices()
             raise option_error
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, _on_signal)
         tender = Tender(
             config,
             guest=guest,
             diag=lambda m: _say(prog, m),
-            kick_signals=(signal.SIGINT, signal.SIGTERM),
+            kick_signals=STOP_SIGNALS,
             sandbox=os.environ.get("PYTENDER_NO_SECCOMP") != "1",
         )
-        return tender.run().exit_code
+        latch.tender = tender
+        if latch.signum:    # arrived while the guest was loading
+            tender.stop()
+        status = tender.run().exit_code
+        latch.check()       # arrived as the guest halted: the signal wins
+        return status
+    except (Interrupted, Stopped) as exc:
+        if not latch.signum:
+            raise   # pragma: no cover - only the latch stops a CLI run
+        _say(prog, f"Exiting on signal {latch.signum}")
+        return exit_code_for(Interrupted(latch.signum) if isinstance(exc, Stopped) else exc)
     except UsageError as exc:
         for line in exc.detail:
             _say(prog, line)
@@ -86,21 +138,8 @@ def run_hvt(prog: str, argv: list[str]) -> int:
     except TenderError as exc:
         _say(prog, exc.message)
         return exit_code_for(exc)
-    except KeyboardInterrupt as exc:
-        _say(prog, f"Exiting on signal {int(signal.SIGINT)}")
-        return exit_code_for(exc)
     except Exception as exc:   # a bug: still one line, never a traceback
         _say(prog, f"internal error: {type(exc).__name__}: {exc}")
-        return exit_code_for(exc)
-
-
-def _guarded(prog: str, argv: list[str]) -> int:
-    """run_hvt, plus the signal that lands while it reports another error."""
-    try:
-        return run_hvt(prog, argv)
-    except (Interrupted, KeyboardInterrupt) as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
-        _say(prog, f"Exiting on signal {signum}")
         return exit_code_for(exc)
 
 
@@ -114,21 +153,41 @@ def _finish(status: int) -> None:
         os._exit(status & 0xFF)
 
 
+def _pytender(argv: list[str], latch: SignalLatch) -> int:
+    """`pytender COMMAND ...`."""
+    prog = "pytender"
+    if argv[:1] == ["run"]:
+        return run_hvt(prog, argv[1:], latch)
+    if argv[:1] in (["--version"], ["version"]):
+        return run_hvt(prog, ["--version"], latch)
+    os.write(2, f"usage: {prog} run [ OPTIONS ] [ -- ] KERNEL [ ARGS ]\n"
+                "\n".encode())
+    os.write(2, usage(f"{prog} run").encode())
+    return EXIT_HELP
+
+
+def _start(argv0: str, argv: list[str]) -> None:
+    """Every entry point: the latch first, then the command named by argv0."""
+    latch = SignalLatch()
+    latch.install()
+    name = os.path.basename(argv0)
+    if name == "pytender":
+        _finish(_pytender(argv, latch))
+    _finish(run_hvt(name or "pytender-hvt", argv, latch))
+
+
 def main_hvt() -> None:
-    prog = os.path.basename(sys.argv[0]) or "pytender-hvt"
-    _finish(_guarded(prog, sys.argv[1:]))
+    _start(sys.argv[0] or "pytender-hvt", sys.argv[1:])
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    prog = "pytender"
-    if argv[:1] == ["run"]:
-        _finish(_guarded(prog, argv[1:]))
-    if argv[:1] in (["--version"], ["version"]):
-        _finish(_guarded(prog, ["--version"]))
-    os.write(2, f"usage: {prog} run [ OPTIONS ] [ -- ] KERNEL [ ARGS ]\n\n".encode())
-    os.write(2, usage(f"{prog} run").encode())
-    _finish(EXIT_HELP)
+    _start("pytender", sys.argv[1:])
+
+
+def launched() -> None:
+    """Entry from the native launcher (csrc/launcher.c): `python -c BOOT
+    LIBDIR ARGV0 ARGS...`, started with SIGINT/SIGTERM blocked."""
+    _start(sys.argv[1], sys.argv[2:])
 
 
 if __name__ == "__main__":
