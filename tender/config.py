@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tender.abi import DEFAULT_MEM
+from tender.errors import UsageError
+
+if TYPE_CHECKING:
+    from tender.devices.disk import BlockDisk
+    from tender.devices.pipe import FramePipe
 
 
 class HandlerMode(enum.Enum):
@@ -16,16 +22,34 @@ class HandlerMode(enum.Enum):
 
 @dataclass(frozen=True)
 class BlockSpec:
+    """A block device: an image file (`path`) or a Python object (`disk`,
+    a BlockDisk such as MemoryDisk), never both."""
+
     name: str
-    path: str
-    block_size: int = 512
+    path: str | None = None
+    block_size: int = 512       # for `path`; a `disk` has its own
+    disk: BlockDisk | None = None
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.disk is None):
+            raise UsageError(f"block device '{self.name}': give a path or a disk, not "
+                             f"{'both' if self.path is not None else 'neither'}")
 
 
 @dataclass(frozen=True)
 class NetSpec:
+    """A network device: a tap (`iface`, or "@N" for an open tap or
+    SOCK_SEQPACKET fd) or a FramePipe (`pipe`), never both."""
+
     name: str
-    iface: str                  # interface name, or "@N" for an open tap fd
+    iface: str | None = None
     mac: bytes | None = None
+    pipe: FramePipe | None = None
+
+    def __post_init__(self) -> None:
+        if (self.iface is None) == (self.pipe is None):
+            raise UsageError(f"net device '{self.name}': give an iface or a pipe, not "
+                             f"{'both' if self.iface is not None else 'neither'}")
 
 
 @dataclass(frozen=True)

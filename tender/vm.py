@@ -18,7 +18,7 @@ from typing import Any
 from tender import abi, elf, layout
 from tender import manifest as mft
 from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
-from tender.devices.block import BlockDevice
+from tender.devices.block import BlockDevice, open_disk
 from tender.devices.net import NetDevice, effective_mac
 from tender.devices.poller import Poller
 from tender.devices.ring import NetRing
@@ -72,6 +72,10 @@ def load_guest(config: VmConfig) -> tuple[bytes, elf.Notes, mft.Manifest]:
 def _declared(manifest: mft.Manifest, name: str, dtype: abi.DeviceType) -> int:
     handle = manifest.handle_of(name, dtype)
     if handle is None:
+        found = manifest.find(name)
+        if found is not None and found[1].type in (1, 2):
+            raise UsageError(f"'{name}' is a {abi.DeviceType(found[1].type).name} device "
+                             f"in the manifest, not {dtype.name}")
         raise UsageError(f"Resource not declared in manifest: '{name}'")
     return handle
 
@@ -161,8 +165,12 @@ class Tender:
                     raise UsageError(
                         "Block size must be a multiple of 2 greater than or equal 512"
                     )
-                dev = BlockDevice.open(spec.name, spec.path)
-                dev.block_size = spec.block_size
+                if spec.disk is not None:
+                    dev = open_disk(spec.name, spec.disk)
+                else:
+                    assert spec.path is not None
+                    dev = BlockDevice.open(spec.name, spec.path)
+                    dev.block_size = spec.block_size
                 self._closers.append(dev.close)
                 blocks[handle] = dev
             else:
@@ -322,6 +330,15 @@ class Tender:
         # A trace must see every hypercall, so it forces the Python handlers.
         return self.config.handlers is HandlerMode.NATIVE and self.config.trace is None
 
+    @staticmethod
+    def _native_set(ctx: Context, table: dict[int, Handler]) -> set[int]:
+        """The hypercalls C serves: those with a twin whose devices all have
+        an fd (a plain BlockDisk object needs the Python handlers)."""
+        nrs = {nr for nr in table if nr in NATIVE_CAPABLE}
+        if any(dev.fd < 0 for dev in ctx.blocks.values()):
+            nrs -= {abi.Hypercall.BLOCK_WRITE, abi.Hypercall.BLOCK_READ}
+        return nrs
+
     def _start_ring(self, vm: Any, vcpu: Any, mem: GuestMemory, mem_size: layout.MemSize,
                     manifest: mft.Manifest, ctx: Context) -> NetRing | None:
         """Spec 5.1: offer HVT_FEATURE_RING_IO when the C I/O thread can serve
@@ -357,7 +374,7 @@ class Tender:
         if self._ring is not None:
             v.ring = self._ring.handle
         if native:
-            v.native_mask = sum(1 << nr for nr in table if nr in NATIVE_CAPABLE)
+            v.native_mask = sum(1 << nr for nr in self._native_set(vm.ctx, table))
         for sig in (*self._kick_signals, STOP_SIGNAL):
             lib.vl_install_kick(run_buf, sig)
         self._vcpu_thread = threading.get_ident()

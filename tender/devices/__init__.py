@@ -1,1 +1,6 @@
-"""Host side of guest attachments: block images and taps."""
+"""Host devices: block images, taps, and Python-backed MemoryDisk/FramePipe."""
+
+from tender.devices.disk import BlockDisk, MemoryDisk
+from tender.devices.pipe import FramePipe
+
+__all__ = ["BlockDisk", "FramePipe", "MemoryDisk"]

@@ -9,6 +9,8 @@ import struct
 from dataclasses import dataclass
 
 from tender.abi import DEFAULT_BLOCK_SIZE
+from tender.devices.disk import BlockDisk
+from tender.devices.disk import check_geometry as check_disk_geometry
 from tender.errors import DeviceError
 
 
@@ -113,3 +115,43 @@ class BlockDevice:
         finally:
             os.close(self.fd)
             self.fd = -1
+
+
+@dataclass
+class DiskDevice(BlockDevice):
+    """A BlockDisk object (no fd): the Python block handlers call it."""
+
+    disk: BlockDisk | None = None
+
+    def read(self, offset: int, buf: memoryview) -> None:
+        assert self.disk is not None
+        data = self.disk.read(offset, len(buf))
+        if len(data) != len(buf):
+            raise DeviceError(f"Fatal error: read only {len(data)} out of {len(buf)} bytes")
+        buf[:] = data
+
+    def write(self, offset: int, buf: memoryview) -> None:
+        assert self.disk is not None
+        self.disk.write(offset, bytes(buf))
+
+    def sync(self) -> None:
+        if self.disk is not None:
+            self.disk.sync()
+
+    def close(self) -> None:
+        disk, self.disk = self.disk, None
+        if disk is not None:
+            try:
+                disk.sync()
+            except Exception as exc:
+                raise BlockSyncError(f"{self.name}: sync of the disk failed: {exc}") from None
+
+
+def open_disk(name: str, disk: BlockDisk) -> BlockDevice:
+    """Attach a BlockDisk: one with a `fileno()` (MemoryDisk) is served like
+    an image file, natively too; any other through the Python handlers."""
+    check_disk_geometry(disk.capacity, disk.block_size)
+    fileno = getattr(disk, "fileno", None)
+    if callable(fileno):
+        return BlockDevice(name, "<memory>", os.dup(fileno()), disk.capacity, disk.block_size)
+    return DiskDevice(name, "<disk>", -1, disk.capacity, disk.block_size, disk)

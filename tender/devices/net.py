@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass
 
 from tender.config import NetSpec
+from tender.devices.pipe import is_frame_socket
 from tender.errors import DeviceError
 
 TUN_PATH = "/dev/net/tun"
@@ -141,13 +142,16 @@ def _adopt_fd(text: str) -> tuple[int, int]:
     try:
         res = fcntl.ioctl(fd, TUNGETIFF, _IFREQ.pack(b"", 0))
     except OSError as exc:
-        raise _fail(iface, exc.errno or errno.EBADF) from None
-    name = _IFREQ.unpack(res)[0].split(b"\0", 1)[0].decode(errors="replace")
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            mtu = _if_mtu(sock, name)
-    except OSError:
-        mtu = DEFAULT_MTU   # e.g. the tap lives in another netns
+        # Or the guest end of a FramePipe-like SOCK_SEQPACKET socket.
+        if not is_frame_socket(fd):
+            raise _fail(iface, exc.errno or errno.EBADF) from None
+    else:
+        name = _IFREQ.unpack(res)[0].split(b"\0", 1)[0].decode(errors="replace")
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                mtu = _if_mtu(sock, name)
+        except OSError:
+            mtu = DEFAULT_MTU   # e.g. the tap lives in another netns
     try:
         fl = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, fl | os.O_NONBLOCK)
@@ -158,7 +162,12 @@ def _adopt_fd(text: str) -> tuple[int, int]:
 
 
 def attach(spec: NetSpec) -> NetDevice:
-    """Open (or adopt) the tap for one --net:NAME=IFACE option."""
+    """Open (or adopt) the tap for one --net:NAME=IFACE option, or take the
+    guest end of a FramePipe."""
+    if spec.pipe is not None:
+        return NetDevice(spec.name, "<pipe>", os.dup(spec.pipe.guest_fileno()),
+                         spec.pipe.mtu, spec.mac or bytes(6))
+    assert spec.iface is not None
     if spec.iface.startswith("@"):
         fd, mtu = _adopt_fd(spec.iface[1:])
     else:

@@ -29,6 +29,8 @@ def net_write(ctx: Context, gpa: int) -> None:
     buf = ctx.mem.checked(data, length)
     try:
         n = os.write(dev.fd, buf)
+    except BlockingIOError:
+        n = length      # a full FramePipe queue drops the frame, as a full tap does
     except OSError as exc:
         raise DeviceError(f"Fatal error when writing: {exc.strerror}") from None
     if n != length:
