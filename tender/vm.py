@@ -295,7 +295,8 @@ class Tender:
             self._run_exit_hooks += debug.exit_hooks
         missing = manifest.unattached()
         for e in missing:
-            tname = abi.DeviceType(e.type).name if e.type in (1, 2) else str(e.type)
+            # solo5-hvt's wording for a type it has no name for.
+            tname = abi.DeviceType(e.type).name if e.type in (1, 2) else "<undefined type>"
             self._diag(f"Device '{e.name}' of type {tname} declared but not attached.")
         if missing:
             raise TenderError("All declared devices must be attached. See --help for syntax.")

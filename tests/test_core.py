@@ -238,3 +238,14 @@ def test_crafted_images_end_with_one_line(tmp_path, entry: int, expected: tuple[
     assert r.status == 1, r.output
     assert any(f"pytender: {e}" in r.err for e in expected), r.err
     assert "Traceback" not in r.err and r.err.count("\n") == 1
+
+
+def test_unattached_unknown_device_type_is_named_as_upstream(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from elfcraft import Guest, abi_note, mft_note, mft_payload
+
+    path = tmp_path / "type3.hvt"
+    path.write_bytes(Guest(notes=[abi_note(), mft_note(mft_payload([("odd", 3)]))]).build())
+    r = run_tender(MEM, str(path))
+    assert r.status == 1, r.output
+    assert "pytender: Device 'odd' of type <undefined type> declared but not attached.\n" in r.err
+    assert "of type 3" not in r.err and "Traceback" not in r.err
