@@ -71,9 +71,13 @@ static void die(struct vl_ring *q, const char *fmt, ...)
     vsnprintf(q->fail_msg, sizeof q->fail_msg, fmt, ap);
     va_end(ap);
     __atomic_store_n(&q->failed, 1, __ATOMIC_RELEASE);
-    if (q->v.run != NULL)
-        ((struct kvm_run *)q->v.run)->immediate_exit = 1;
-    pthread_kill(q->vcpu_thread, q->kick_signal);
+    /* Once stopping, the vCPU thread has left KVM_RUN (and may have dropped
+     * its kick handler): vl_ring_stop reports the failure after the join. */
+    if (!__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE)) {
+        if (q->v.run != NULL)
+            ((struct kvm_run *)q->v.run)->immediate_exit = 1;
+        pthread_kill(q->vcpu_thread, q->kick_signal);
+    }
     longjmp(q->bail, 1);
 }
 
@@ -234,8 +238,8 @@ static void *io_thread(void *arg)
     /* Stopping (the guest halted): send what it wrote just before, so a
      * last reply is not lost. Reads get commits nobody will consume. */
     tail = guest_tail(q);
-    if (tail != q->ent_head && tail - q->ent_head <= RING_SIZE)
-        process(q, tail);
+    if (tail != q->ent_head)
+        process(q, tail);       /* its errors are fatal here too */
     return NULL;
 }
 
@@ -284,9 +288,10 @@ struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int ef
     return q;
 }
 
-int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats)
+int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats, char *msg, size_t msglen)
 {
     uint64_t one = 1;
+    int failed;
 
     if (q == NULL)
         return 0;
@@ -295,6 +300,8 @@ int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats)
         /* the counter cannot overflow here; nothing to do */
     }
     pthread_join(q->thread, NULL);
+    /* Decided after the join, so an error of the final drain counts. */
+    failed = vl_ring_failed(q, msg, msglen);
     if (stats != NULL) {
         stats->writes = q->writes;
         stats->reads = q->reads;
@@ -303,5 +310,5 @@ int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats)
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->lock);
     free(q);
-    return 0;
+    return failed;
 }

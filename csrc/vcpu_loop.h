@@ -71,8 +71,9 @@ int vl_mprotect(void *addr, size_t len, int prot);
  * calling thread is taken to be the one that will run the vCPU: on a fatal
  * error the I/O thread records the message, stops serving, and kicks that
  * thread (immediate_exit + KICK_SIGNAL); vl_run then returns VL_FATAL with
- * the message. vl_ring_stop sets the stop flag, kicks EFD, joins and frees;
- * the caller closes EFD. */
+ * the message. vl_ring_stop sets the stop flag, kicks EFD, joins, copies a
+ * failure message (the thread's, final drain included) to MSG and frees; it
+ * returns 1 when the thread failed. The caller closes EFD. */
 struct vl_ring;
 struct vl_ring_stats {
     uint64_t writes;
@@ -82,7 +83,7 @@ struct vl_ring_stats {
 struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int efd,
                               int kick_signal, char *err, size_t errlen);
 int vl_ring_failed(struct vl_ring *q, char *msg, size_t msglen);
-int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats);
+int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats, char *msg, size_t msglen);
 
 /* Sandbox (csrc/sandbox.c, HVT_SPEC.md 8.1): the policy is Python's. */
 int vl_read_implies_exec(void);

@@ -463,6 +463,16 @@ def test_ring_hostile_fatal(netns: Netns, kind: str, msg: str) -> None:
     assert "FAILURE" not in r.out
 
 
+@pytest.mark.parametrize("kind", ["write-oob-halt", "write-oob-kick-halt"])
+def test_ring_error_posted_just_before_halt_is_fatal(netns: Netns, kind: str) -> None:
+    """A bad entry the I/O thread reaches only in its final drain, or while
+    the vCPU is already halting, fails the run as solo5-hvt (spec 5.4), even
+    though the guest halts with status 0."""
+    r = _ring_hostile(netns, kind)
+    assert r.status == 1, r.output
+    assert r.err == f"pytender: Invalid guest access: gpa={_M64 - 1:#x}, sz=16\n"
+
+
 def test_ring_hostile_read_into_text(netns: Netns) -> None:
     """NET_READ into the guest's own .text: the host mapping is read-only, so
     an unchecked read() would fault (EFAULT) or crash the tender; it must be

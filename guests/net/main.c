@@ -270,6 +270,23 @@ static int ring_hostile(const char *kind, uint32_t handle)
             return EXIT_FAILURE;
         }
         fatal = 0;
+    } else if (strcmp(kind, "write-oob-halt") == 0 ||
+               strcmp(kind, "write-oob-kick-halt") == 0) {
+        /* Post the bad write and halt 0 at once: the host finds it only in
+         * its last drain (no kick) or while the vCPU is already halting. */
+        uint32_t tail = hr->ent_tail;
+        volatile struct ring_entry *e = &hr->entries[tail & RING_MASK];
+        e->operation = OP_NET_WRITE;
+        e->handle = handle;
+        e->data = mem - 1;
+        e->len = 16;
+        e->id = 1;
+        e->reserved = 0;
+        __atomic_store_n(&hr->ent_tail, tail + 1, __ATOMIC_RELEASE);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (kind[9] == 'k')
+            raw_outl(RING_KICK_PORT, 0);
+        return EXIT_SUCCESS;
     } else if (strcmp(kind, "ent-tail-jump") == 0) {
         __atomic_store_n(&hr->ent_tail, hr->ent_head + 5000, __ATOMIC_RELEASE);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);

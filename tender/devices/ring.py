@@ -93,9 +93,9 @@ class NetRing:
         st = ffi.new("struct vl_ring_stats *")
         msg = ffi.new("char[]", 256)
         # The thread may have failed on what the guest posted just before it
-        # halted: that is still the run's failure.
-        failed = lib.vl_ring_failed(self._handle, msg, 256)
-        lib.vl_ring_stop(self._handle, st)
+        # halted, even in its final drain: that is still the run's failure,
+        # so it is read only after the join.
+        failed = lib.vl_ring_stop(self._handle, st, msg, 256)
         self._handle = None
         self.stats = RingStats(int(st.writes), int(st.reads), int(st.kicks))
         os.close(self._efd)
