@@ -67,8 +67,8 @@ int vl_check_write(const struct vl_vcpu *v, uint64_t gpa, uint64_t sz)
     uint32_t i;
     if (!vl_check(v, gpa, sz) || gpa < v->write_floor)
         return 0;
-    for (i = 0; i < v->n_ro && i < VL_MAX_RO; i++)
-        if (gpa < v->ro_end[i] && gpa + sz > v->ro_start[i])
+    for (i = 0; i < v->n_ro; i++)
+        if (gpa < v->ro[2 * i + 1] && gpa + sz > v->ro[2 * i])
             return 0;
     return 1;
 }

@@ -1,7 +1,6 @@
 /* Interface of the C vCPU loop: the only declarations cffi sees. */
 
 #define VL_MAX_DEVICES 64
-#define VL_MAX_RO 64
 #define VL_NR_MAX 16
 
 /* Why vl_run returned to Python. */
@@ -31,8 +30,7 @@ struct vl_vcpu {
     uint64_t mem_size;           /* guest-visible size M; bound of every check */
     uint64_t write_floor;        /* host writes on the guest's behalf start here */
     uint32_t n_ro;               /* read-only [start, end) ranges (loaded segments) */
-    uint64_t ro_start[VL_MAX_RO];
-    uint64_t ro_end[VL_MAX_RO];
+    const uint64_t *ro;          /* n_ro pairs start, end; owned by Python for the run */
     uint32_t native_mask;        /* bit nr: hypercall nr is served in C */
     int console_fd;              /* where PUTS goes (1 for the CLI) */
     struct vl_ring *ring;        /* the net ring's I/O thread, or NULL */

@@ -80,7 +80,8 @@ def _declared(manifest: mft.Manifest, name: str, dtype: abi.DeviceType) -> int:
     return handle
 
 
-def _native_view(mem: GuestMemory, manifest: mft.Manifest, ctx: Context) -> Any:
+def _native_view(mem: GuestMemory, manifest: mft.Manifest, ctx: Context,
+                 keep: list[Any]) -> Any:
     """A `struct vl_vcpu *` with what the C code needs to check guest
     addresses and reach devices (shared by the vCPU loop and the ring)."""
     from tender._vcpu import ffi, lib
@@ -89,11 +90,13 @@ def _native_view(mem: GuestMemory, manifest: mft.Manifest, ctx: Context) -> Any:
     v.mem = ffi.cast("uint8_t *", mem.host_address)
     v.mem_size = mem.size
     v.write_floor = mem.write_floor
-    if len(mem.read_only) > lib.VL_MAX_RO:
-        raise ElfError(f"too many separate read-only segments (max {lib.VL_MAX_RO})")
+    # Any number of read-only ranges (solo5-hvt has no limit either). The
+    # array must outlive the vCPU loop and the ring thread's copy of the view:
+    # `keep` is the run's.
+    ro = ffi.new("uint64_t[]", [x for r in mem.read_only for x in r] or [0])
+    keep.append(ro)
+    v.ro = ro
     v.n_ro = len(mem.read_only)
-    for i, (start, end) in enumerate(mem.read_only):
-        v.ro_start[i], v.ro_end[i] = start, end
     v.console_fd = ctx.console_fd
     v.n_devices = len(manifest.entries)
     for h, b in ctx.blocks.items():
@@ -134,6 +137,7 @@ class Tender:
         self._stop = threading.Event()
         self._vcpu_thread: int | None = None
         self._closers: list[Callable[[], None]] = []
+        self._keep: list[Any] = []      # C-side arrays of the current run
 
     def stop(self) -> None:
         """Stop a running guest from any thread: run() raises Stopped soon
@@ -221,6 +225,7 @@ class Tender:
             except (OSError, BufferError):
                 pass
         self._closers.clear()
+        self._keep.clear()      # the ring thread is joined by now
         return errors
 
     def _run(self) -> Outcome:
@@ -353,8 +358,9 @@ class Tender:
         if vm.check_extension(k.CAP_IOEVENTFD) > 0:
             def register(efd: int) -> None:
                 vm.register_pio_eventfd(abi.RING_KICK_PORT, efd)
-        ring = NetRing.start(register, _native_view(mem, manifest, ctx), mem_size.ring_base,
-                             vcpu.run_area, STOP_SIGNAL, self._diag)
+        view = _native_view(mem, manifest, ctx, self._keep)
+        ring = NetRing.start(register, view, mem_size.ring_base, vcpu.run_area, STOP_SIGNAL,
+                             self._diag)
         if ring is not None:
             self._ring = ring
             self._closers.append(ring.stop)
@@ -368,7 +374,7 @@ class Tender:
 
         vcpu = vm.vcpu
         native = self._native()
-        v = _native_view(vm.mem, vm.manifest, vm.ctx)
+        v = _native_view(vm.mem, vm.manifest, vm.ctx, self._keep)
         run_buf = ffi.from_buffer(vcpu.run_area)
         v.vcpufd = vcpu.fd
         v.run = run_buf

@@ -131,7 +131,7 @@ class Guest:
         head = ehdr(self.entry, 64, len(phdrs), **self.header)  # type: ignore[arg-type]
         buf[0:64] = head
         table = b"".join(p.pack() for p in phdrs)
-        assert 64 + len(table) <= NOTES_OFF
+        assert 64 + len(table) <= min(self.notes_off, TEXT_OFF)
         buf[64:64 + len(table)] = table
         off = self.notes_off
         for n in self.notes:

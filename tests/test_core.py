@@ -249,3 +249,19 @@ def test_unattached_unknown_device_type_is_named_as_upstream(tmp_path) -> None: 
     assert r.status == 1, r.output
     assert "pytender: Device 'odd' of type <undefined type> declared but not attached.\n" in r.err
     assert "of type 3" not in r.err and "Traceback" not in r.err
+
+
+def test_many_read_only_segments_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """65 separate read-only PT_LOADs (the old limit was 64): solo5-hvt has
+    no limit, nor do we."""
+    from elfcraft import DATA_OFF, PF_R, PT_LOAD, Guest, Phdr
+
+    g = Guest(notes_off=0x3000, file_size=0x4000)
+    g.loads += [Phdr(PT_LOAD, PF_R, DATA_OFF, 0x200000 + i * 0x2000, 4, 0x1000)
+                for i in range(65)]
+    path = tmp_path / "ro65.hvt"
+    path.write_bytes(g.build())
+    r = run_tender(MEM, str(path))
+    # It boots: the crafted text is `hlt; jmp .`.
+    assert r.err == "pytender: KVM: unhandled exit: exit_reason=0x5, rip=0x100001\n", r.err
+    assert r.status == 1
