@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import stat
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,9 +27,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AbiNote",
+    "KernelFile",
     "LoadPlan",
     "Notes",
     "Segment",
+    "open_kernel",
     "plan_load",
     "read_file",
     "read_notes",
@@ -128,6 +131,54 @@ def read_file(path: str) -> bytes:
         raise ElfError(f"{path}: Could not open: {reason}") from None
 
 
+class KernelFile:
+    """A guest binary read on demand with pread: the loader touches only the
+    headers, the notes and the PT_LOAD file ranges, so a large (even sparse)
+    file costs no more than a small one. Slices read the file; the fd closes
+    with the object (or close())."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self._size = size
+        self._finalizer = weakref.finalize(self, os.close, fd)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop, _ = s.indices(self._size)
+        out = bytearray()
+        while start + len(out) < stop:
+            chunk = os.pread(self._fd, stop - start - len(out), start + len(out))
+            if not chunk:
+                break       # the file shrank under us: the caller sees a short read
+            out += chunk
+        return bytes(out)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+# What the loader reads: the bytes of a binary, or the file itself.
+Source = bytes | KernelFile
+
+
+def open_kernel(path: str) -> KernelFile:
+    """Open the guest binary for the loader: regular files only (a device or
+    FIFO would never end). Unlike read_file, any size: only what the ELF
+    headers name is ever read, and plan_load bounds that by guest memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        reason = e.strerror if e.strerror else str(e)
+        raise ElfError(f"{path}: Could not open: {reason}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ElfError(f"{path}: Could not open: not a regular file")
+    return KernelFile(fd, st.st_size)
+
+
 def _invalid(path: str, what: str) -> ElfError:
     return ElfError(f"{path}: invalid executable: {what}")
 
@@ -155,7 +206,7 @@ def _enum_value(value: Any, names: Mapping[str, int]) -> int:
     raise ValueError(f"unexpected enum value {value!r}")
 
 
-def _parse_header(data: bytes, path: str, context: str) -> _Header:
+def _parse_header(data: Source, path: str, context: str) -> _Header:
     """Spec 2.1: header checks and the program header table."""
     if len(data) < EHDR_SIZE:
         raise _bad_header(path, context)
@@ -205,7 +256,7 @@ def _parse_header(data: bytes, path: str, context: str) -> _Header:
         raise _bad_header(path, context) from None
 
 
-def _read(data: bytes, offset: int, size: int) -> bytes | None:
+def _read(data: Source, offset: int, size: int) -> bytes | None:
     """pread semantics with a short read treated as failure."""
     if offset < 0 or size < 0 or offset + size > len(data):
         return None
@@ -224,7 +275,7 @@ PT_NOTE = 4
 
 
 def _find_note(
-    data: bytes, path: str, hdr: _Header, note_type: int, align: int, max_desc: int
+    data: Source, path: str, hdr: _Header, note_type: int, align: int, max_desc: int
 ) -> bytes | None:
     for ph in hdr.phdrs:
         if ph.type != PT_NOTE:
@@ -260,7 +311,7 @@ def _find_note(
     return None
 
 
-def read_notes(data: bytes, path: str) -> Notes:
+def read_notes(data: Source, path: str) -> Notes:
     """Find and check the ABI1 and MFT1 notes, in the order solo5-hvt does.
 
     The manifest payload is returned undecoded (see `tender.manifest.decode`).
@@ -294,7 +345,7 @@ def read_notes(data: bytes, path: str) -> Notes:
 # loading (spec 2.2, 2.4)
 
 
-def plan_load(data: bytes, path: str, mem_size: int) -> LoadPlan:
+def plan_load(data: Source, path: str, mem_size: int) -> LoadPlan:
     """Validate every PT_LOAD against a guest of `mem_size` bytes (the whole
     allocation, ring included) and return what to copy where."""
     hdr = _parse_header(data, path, _HDR_LOAD)

@@ -58,9 +58,10 @@ NATIVE_CAPABLE = frozenset(
 )
 
 
-def load_guest(config: VmConfig) -> tuple[bytes, elf.Notes, mft.Manifest]:
-    """Steps 2-3: read the kernel, its ABI and manifest notes."""
-    binary = elf.read_file(config.kernel)
+def load_guest(config: VmConfig) -> tuple[elf.Source, elf.Notes, mft.Manifest]:
+    """Steps 2-3: open the kernel, read its ABI and manifest notes (the
+    PT_LOAD ranges are read later, straight from the file)."""
+    binary = elf.open_kernel(config.kernel)
     notes = elf.read_notes(binary, config.kernel)
     try:
         manifest = mft.decode(notes.manifest_payload)
@@ -115,7 +116,7 @@ class Tender:
         self,
         config: VmConfig,
         *,
-        guest: tuple[bytes, elf.Notes, mft.Manifest] | None = None,
+        guest: tuple[elf.Source, elf.Notes, mft.Manifest] | None = None,
         diag: Diag = default_diag,
         console_fd: int = 1,
         kick_signals: tuple[int, ...] = (),

@@ -265,3 +265,22 @@ def test_many_read_only_segments_run(tmp_path) -> None:  # type: ignore[no-untyp
     # It boots: the crafted text is `hlt; jmp .`.
     assert r.err == "pytender: KVM: unhandled exit: exit_reason=0x5, rip=0x100001\n", r.err
     assert r.status == 1
+
+
+def test_sparse_padded_kernel_boots_without_reading_the_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """hello padded with a hole to 4097 MiB: solo5-hvt runs it, so do we, and
+    only the headers, notes and PT_LOAD ranges are read (peak RSS stays small)."""
+    path = tmp_path / "padded.hvt"
+    path.write_bytes(open(guest("hello"), "rb").read())
+    os.truncate(path, 4097 << 20)
+    r = subprocess.run(
+        [sys.executable, "-c",
+         "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+         "sys.exit(p.returncode)",
+         *tender_cmd(MEM, str(path), "Hello_Solo5")],
+        capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS" in r.stdout
+    maxrss_kib = int(r.stderr.strip().splitlines()[-1])
+    assert maxrss_kib < 512 << 10, maxrss_kib     # far below the file's 4 GiB
