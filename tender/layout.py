@@ -121,33 +121,71 @@ class CpuPlan:
     sregs: SpecialRegs
 
 
-def page_tables(alloc: int) -> tuple[tuple[int, bytes], ...]:
+PTE_NX = 1 << 63
+EFER_NXE = 1 << 11
+# Spare pages below the boot info for 4 KiB tables of 2 MiB regions that mix
+# executable and non-executable pages (PT0 covers the first region).
+EXTRA_PT_BASE = 0x9000
+EXTRA_PT_COUNT = 7
+
+
+def _exec_pages(text: tuple[tuple[int, int], ...]) -> set[int]:
+    return {a >> 12 for start, end in text for a in range(start, end, abi.PAGE_SIZE)}
+
+
+def page_tables(
+    alloc: int, text: tuple[tuple[int, int], ...] | None = None
+) -> tuple[tuple[int, bytes], ...]:
     """Identity map: 4 KiB pages below 2 MiB (low 64 KiB absent, boot info
-    region read-only), 2 MiB pages for the rest of the allocation."""
+    region read-only), 2 MiB pages for the rest of the allocation.
+
+    With `text` (the [start, end) ranges of the executable segments) every
+    other page is NX, and a 2 MiB region that mixes both gets a 4 KiB table
+    of its own (while spare table pages last; past that the region stays
+    executable). Without it: spec 3.3 exactly (no NX)."""
+    nx = PTE_NX if text is not None else 0
+    xpages = _exec_pages(text or ())
     pml4 = struct.pack("<Q", abi.PDPT_BASE | abi.PTE_P | abi.PTE_RW) + bytes(4088)
     pdpt = struct.pack(
         "<4Q", *((abi.PD_BASE + i * abi.PAGE_SIZE) | abi.PTE_P | abi.PTE_RW for i in range(4))
     ) + bytes(4096 - 32)
+
+    def pte(addr: int, flags: int) -> int:
+        return addr | flags | (0 if (addr >> 12) in xpages else nx)
+
     pd = [0] * 2048
     pd[0] = abi.PT0_BASE | abi.PTE_P | abi.PTE_RW
+    extra: list[tuple[int, bytes]] = []
     for k in range(1, 2048):
-        if k * abi.HUGE_PAGE >= alloc:
+        base = k * abi.HUGE_PAGE
+        if base >= alloc:
             break
-        pd[k] = k * abi.HUGE_PAGE | abi.PTE_P | abi.PTE_RW | abi.PTE_PS
+        inside = {p for p in range(base >> 12, (base + abi.HUGE_PAGE) >> 12) if p in xpages}
+        flags = abi.PTE_P | abi.PTE_RW
+        if not inside or not nx:
+            pd[k] = base | flags | abi.PTE_PS | nx
+        elif len(inside) == 512 or len(extra) == EXTRA_PT_COUNT:
+            pd[k] = base | flags | abi.PTE_PS
+        else:
+            gpa = EXTRA_PT_BASE + len(extra) * abi.PAGE_SIZE
+            pd[k] = gpa | flags
+            extra.append((gpa, struct.pack(
+                "<512Q", *(pte(base + i * abi.PAGE_SIZE, flags) for i in range(512)))))
     pt0 = []
     for i in range(512):
         addr = i * abi.PAGE_SIZE
         if addr < abi.BOOT_INFO_BASE:
             pt0.append(0)
         elif addr < abi.GUEST_MIN_BASE:
-            pt0.append(addr | abi.PTE_P)
+            pt0.append(pte(addr, abi.PTE_P))
         else:
-            pt0.append(addr | abi.PTE_P | abi.PTE_RW)
+            pt0.append(pte(addr, abi.PTE_P | abi.PTE_RW))
     return (
         (abi.PML4_BASE, pml4),
         (abi.PDPT_BASE, pdpt),
         (abi.PD_BASE, struct.pack("<2048Q", *pd)),
         (abi.PT0_BASE, struct.pack("<512Q", *pt0)),
+        *extra,
     )
 
 
@@ -164,14 +202,17 @@ def cmdline_bytes(args: tuple[bytes, ...]) -> bytes:
     return line + b"\0"
 
 
-def cpu_plan(entry: int, mem: MemSize) -> CpuPlan:
+def cpu_plan(
+    entry: int, mem: MemSize, text: tuple[tuple[int, int], ...] | None = None
+) -> CpuPlan:
+    """`text` given: W^X paging (see page_tables) and EFER.NXE."""
     return CpuPlan(
-        blobs=((abi.GDT_BASE, gdt()), *page_tables(mem.alloc)),
+        blobs=((abi.GDT_BASE, gdt()), *page_tables(mem.alloc, text)),
         rip=entry,
         rsp=mem.guest - 8,
         rdi=abi.BOOT_INFO_BASE,
         rflags=0x2,
-        sregs=SpecialRegs(),
+        sregs=SpecialRegs(efer=EFER | (EFER_NXE if text is not None else 0)),
     )
 
 

@@ -121,3 +121,24 @@ def test_cpu_plan() -> None:
     assert (s.cr0, s.cr3, s.cr4, s.efer) == (0x80010021, 0x2000, 0x620, 0x500)
     assert (s.cs.selector, s.cs.l, s.cs.type) == (8, 1, 9)
     assert (s.data.selector, s.data.db, s.data.type) == (0x10, 1, 3)
+
+
+def test_wx_page_tables_nx_outside_text() -> None:
+    """Text pages stay executable; every other mapped page gets NX, and a
+    2 MiB region that mixes both is split into 4 KiB pages."""
+    import struct
+
+    nx = layout.PTE_NX
+    text = ((0x100000, 0x105000), (0x400000, 0x401000))
+    blobs = dict(layout.page_tables(64 * MIB, text))
+    pt0 = struct.unpack("<512Q", blobs[0x8000])
+    pd = struct.unpack("<2048Q", blobs[0x4000])
+    assert pt0[256] == 0x100003 and pt0[260] == 0x104003
+    assert pt0[261] == 0x105003 | nx and pt0[16] == 0x10001 | nx and pt0[0] == 0
+    assert pd[1] == 0x200083 | nx
+    assert pd[2] == layout.EXTRA_PT_BASE | 3
+    pt = struct.unpack("<512Q", blobs[layout.EXTRA_PT_BASE])
+    assert pt[0] == 0x400003 and pt[1] == 0x401003 | nx
+    plan = layout.cpu_plan(0x100000, layout.mem_size(64 * MIB, False), text)
+    assert plan.sregs.efer == 0x500 | layout.EFER_NXE
+    assert layout.EXTRA_PT_BASE not in dict(layout.page_tables(64 * MIB))
