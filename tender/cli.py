@@ -125,10 +125,11 @@ def run_hvt(prog: str, argv: list[str], latch: SignalLatch | None = None) -> int
         latch.check()       # arrived as the guest halted: the signal wins
         return status
     except (Interrupted, Stopped) as exc:
-        if not latch.signum:
-            raise   # pragma: no cover - only the latch stops a CLI run
+        if not latch.signum:    # only the latch stops a CLI run; still one line
+            _say(prog, exc.message)
+            return exit_code_for(exc)
         _say(prog, f"Exiting on signal {latch.signum}")
-        return exit_code_for(Interrupted(latch.signum) if isinstance(exc, Stopped) else exc)
+        return exit_code_for(Interrupted(latch.signum))
     except UsageError as exc:
         for line in exc.detail:
             _say(prog, line)

@@ -116,19 +116,15 @@ MAX_FILE_SIZE = abi.MAX_MEM
 
 
 def read_file(path: str) -> bytes:
-    """Read the whole guest binary; the only I/O in this module. Only regular
-    files: a device or FIFO (/dev/zero, a pipe) would never end."""
+    """The whole guest binary (tooling and tests; the boot path uses
+    open_kernel and reads only what the headers name)."""
+    kernel = open_kernel(path)
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise ElfError(f"{path}: Could not open: not a regular file")
-            if st.st_size > MAX_FILE_SIZE:
-                raise ElfError(f"{path}: invalid executable: file too large")
-            return f.read(MAX_FILE_SIZE + 1)
-    except OSError as e:
-        reason = e.strerror if e.strerror else str(e)
-        raise ElfError(f"{path}: Could not open: {reason}") from None
+        if len(kernel) > MAX_FILE_SIZE:
+            raise ElfError(f"{path}: invalid executable: file too large")
+        return kernel[:]
+    finally:
+        kernel.close()
 
 
 class KernelFile:
