@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
+from tender.backend import no_hypervisor
 from tender.errors import KvmError
 from tender.kvm import ioctls as k
 from tender.kvm.vmfd import VmFd
@@ -18,7 +20,11 @@ class Kvm:
         try:
             self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         except OSError as exc:
-            raise KvmError(f"Could not open: {path}: {exc.strerror}") from None
+            line = f"Could not open: {path}: {exc.strerror}"
+            if exc.errno == errno.ENOENT and path == KVM_PATH:
+                # Name both hypervisors: this host may have been meant for bhyve.
+                line += f" ({no_hypervisor() or 'no /dev/kvm'})"
+            raise KvmError(line) from None
         version = k.ioctl_int(self.fd, k.GET_API_VERSION, 0, "GET_API_VERSION")
         if version != k.KVM_API_VERSION:
             self.close()
