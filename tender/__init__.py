@@ -1,4 +1,5 @@
-"""pytender: a Solo5 hvt tender. Public API: Tender, VmConfig, Outcome.
+"""pytender: a Solo5 hvt tender. Public API: Tender, VmConfig, Outcome, and
+for interceptors Hypercall, Result, Call.
 
 Names load lazily so that `python -m tender.manifest` and the CLI's early
 error paths do not pay for the whole run path."""
@@ -9,19 +10,23 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tender.abi import Hypercall, Result
     from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
-    from tender.errors import TenderError
+    from tender.errors import InterceptError, TenderError
+    from tender.intercept import Call
     from tender.session import Outcome
     from tender.vm import Tender, run
 
 _WHERE = {
     "BlockSpec": "tender.config", "HandlerMode": "tender.config", "NetSpec": "tender.config",
     "VmConfig": "tender.config", "TenderError": "tender.errors", "Outcome": "tender.session",
-    "Tender": "tender.vm", "run": "tender.vm",
+    "Tender": "tender.vm", "run": "tender.vm", "Hypercall": "tender.abi",
+    "Result": "tender.abi", "Call": "tender.intercept", "InterceptError": "tender.errors",
 }
 
 __all__ = [
-    "BlockSpec", "HandlerMode", "NetSpec", "Outcome", "Tender", "TenderError", "VmConfig", "run",
+    "BlockSpec", "Call", "HandlerMode", "Hypercall", "InterceptError", "NetSpec", "Outcome",
+    "Result", "Tender", "TenderError", "VmConfig", "run",
 ]
 
 

@@ -52,6 +52,7 @@ pytender options:
     [ --handlers=native|python ] (native C fast path, or the Python reference)
     [ --trace=FILE ] (one JSON line per hypercall and exit)
     [ --net-ring=on|off ] (offer the net ring to the guest; default on)
+    [ --script=FILE.py ] (a Python file defining intercept = {{Hypercall.X: fn}})
 """
 
 
@@ -128,6 +129,7 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
     gdb_port = 1234
     trace: str | None = None
     net_ring = True
+    script: str | None = None
     order: dict[str, None] = {}     # device names, in command-line order
     error: TenderError | None = None
     try:
@@ -178,6 +180,8 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
                 net_ring = arg == "--net-ring=on"
             elif arg.startswith("--trace=") and len(arg) > len("--trace="):
                 trace = arg[len("--trace="):]
+            elif arg.startswith("--script=") and len(arg) > len("--script="):
+                script = arg[len("--script="):]
             else:
                 raise _invalid(arg)
     except TenderError as exc:
@@ -198,4 +202,5 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
         gdb_port=gdb_port if gdb else None,
         trace=trace,
         net_ring=net_ring,
+        script=script,
     ), error

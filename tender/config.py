@@ -67,3 +67,4 @@ class VmConfig:
     gdb_port: int | None = None
     trace: str | None = None
     net_ring: bool = True       # offer HVT_FEATURE_RING_IO (native handlers only)
+    script: str | None = None   # --script=FILE.py: a file defining `intercept = {...}`

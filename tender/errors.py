@@ -56,6 +56,11 @@ class DebugError(TenderError):
     debugger ended the run (gdb `kill`)."""
 
 
+class InterceptError(TenderError):
+    """A bad `intercept` table or --script file, or an interceptor that
+    raised or returned something its hypercall cannot take."""
+
+
 class Interrupted(TenderError):
     """SIGINT/SIGTERM: solo5-hvt exits 1 with `Exiting on signal N`."""
 

@@ -11,7 +11,7 @@ import mmap
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -33,8 +33,9 @@ from tender.errors import (
     UsageError,
 )
 from tender.hypercalls import Context, Handler, dispatch_table
-from tender.hypercalls.halt import halt
+from tender.intercept import Interceptor, InterceptRun, interceptors
 from tender.memory import GuestMemory
+from tender.script import run_interceptors
 from tender.session import (
     Diag,
     ExitHook,
@@ -56,6 +57,10 @@ NATIVE_CAPABLE = frozenset(
         abi.Hypercall.NET_WRITE, abi.Hypercall.NET_READ,
     }
 )
+
+
+# An interceptor on one of these must see every frame and wait: no net ring.
+RING_CALLS = frozenset({abi.Hypercall.NET_WRITE, abi.Hypercall.NET_READ, abi.Hypercall.POLL})
 
 
 def load_guest(config: VmConfig) -> tuple[elf.Source, elf.Notes, mft.Manifest]:
@@ -123,8 +128,11 @@ class Tender:
         halt_hooks: tuple[HaltHook, ...] = (),
         exit_hooks: tuple[ExitHook, ...] = (),
         sandbox: bool = False,
+        intercept: Mapping[Any, Interceptor] | None = None,
     ) -> None:
         self.config = config
+        self._intercept = interceptors(intercept or {})
+        self._icpt = InterceptRun({})
         self._guest = guest
         self._diag = diag
         self._console_fd = console_fd
@@ -235,6 +243,7 @@ class Tender:
 
         cfg = self.config
         binary, notes, manifest = self._guest or load_guest(cfg)
+        self._icpt = InterceptRun(run_interceptors(self._intercept, cfg.script))
         blocks, nets = self._attach(manifest)
 
         # Step 6: memory size.
@@ -322,12 +331,13 @@ class Tender:
             mem.load(gpa, blob)
 
         running = RunningVm(cfg, mem, manifest, ctx, vcpu, self._diag)
-        table = dispatch_table(bool(blocks), bool(nets))
+        table = self._icpt.wrap(dispatch_table(bool(blocks), bool(nets)))
         if debug is not None:
             return debug.run(running, table, self._loop)
         # Step 13: drop privileges (never with the debug features, which
         # need sockets and files, as solo5-hvt-debug).
-        if self._sandbox:
+        # Interceptors are the user's code: they get the process as it is.
+        if self._sandbox and not self._icpt.intercepted:
             from tender import sandbox
 
             sandbox.enter()
@@ -353,7 +363,7 @@ class Tender:
         nothing in Python could observe (or be the reference for) it."""
         from tender.kvm import ioctls as k
 
-        if not self._native() or not self.config.net_ring:
+        if not self._native() or not self.config.net_ring or self._icpt.intercepted & RING_CALLS:
             return None
         register = None
         if vm.check_extension(k.CAP_IOEVENTFD) > 0:
@@ -382,7 +392,8 @@ class Tender:
         if self._ring is not None:
             v.ring = self._ring.handle
         if native:
-            v.native_mask = sum(1 << nr for nr in self._native_set(vm.ctx, table))
+            native_set = self._native_set(vm.ctx, table) - self._icpt.intercepted
+            v.native_mask = sum(1 << nr for nr in native_set)
         for sig in (*self._kick_signals, STOP_SIGNAL):
             lib.vl_install_kick(run_buf, sig)
         self._vcpu_thread = threading.get_ident()
@@ -423,7 +434,7 @@ class Tender:
                 nr = port - abi.HYPERCALL_PIO_BASE
                 if nr == abi.Hypercall.HALT:
                     counts[nr] += 1
-                    h = halt(mem, e.data)
+                    h = self._icpt.halt(mem, e.data)
                     for hook in self._run_halt_hooks:
                         hook(vm, h)
                     return outcome(h.status, h.trap_frame)
