@@ -8,6 +8,8 @@
  * pattern HEX: check every echo payload (after ping's 16-byte timestamp)
  *              against the repeated pattern, as `ping -p HEX` fills it
  * info:        print MAC and MTU of each device, then exit SUCCESS
+ * ping PEER N:  the guest asks instead: ARP for PEER on the first device,
+ *              then N echo requests, each waiting (5 s) for its reply
  * ring-hostile KIND: post one bad entry straight into the shared ring (no
  *              runtime helper) and see what the host I/O thread does; see
  *              ring_hostile() for the kinds. Needs the ring.
@@ -171,6 +173,118 @@ static int all_done(unsigned long limit)
     return 1;
 }
 
+/* ---- ping PEER N ------------------------------------------------------------ */
+#define PING_ID 0x7074
+
+static uint8_t peer_ip[4], peer_mac[6];
+
+static uint16_t csum(const uint8_t *p, size_t n)
+{
+    uint32_t s = 0;
+    for (size_t i = 0; i + 1 < n; i += 2)
+        s += (uint32_t)p[i] << 8 | p[i + 1];
+    if (n & 1)
+        s += (uint32_t)p[n - 1] << 8;
+    while (s >> 16)
+        s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)~s;
+}
+
+static void eth_header(uint8_t *f, const uint8_t dst[6], const uint8_t src[6], uint8_t type_lo)
+{
+    net_copy(f, dst, 6);
+    net_copy(f + 6, src, 6);
+    f[12] = 0x08;
+    f[13] = type_lo;
+}
+
+/* An ARP reply from the peer: remember its MAC. */
+static int is_arp_reply(const uint8_t *f, size_t len, long seq)
+{
+    const uint8_t *a = f + ETH_HLEN;
+    (void)seq;
+    if (len < ETH_HLEN + 28 || f[12] != 0x08 || f[13] != 0x06 || a[7] != 2 ||
+        memcmp(a + 14, peer_ip, 4) != 0)
+        return 0;
+    net_copy(peer_mac, a + 8, 6);
+    return 1;
+}
+
+static int is_echo_reply(const uint8_t *f, size_t len, long seq)
+{
+    const uint8_t *ip = f + ETH_HLEN, *ic = ip + 20;
+    return len >= ETH_HLEN + 28 && f[12] == 0x08 && f[13] == 0x00 && ip[0] == 0x45 &&
+           ip[9] == 1 && memcmp(ip + 12, peer_ip, 4) == 0 && ic[0] == 0 &&
+           (ic[4] << 8 | ic[5]) == PING_ID && (ic[6] << 8 | ic[7]) == seq;
+}
+
+/* Up to 5 s for a frame that `want` accepts; others are ignored. */
+static int await_frame(struct nic *c, int (*want)(const uint8_t *, size_t, long), long seq)
+{
+    uint64_t deadline = clock_monotonic() + 5 * NSEC_PER_SEC;
+    while (clock_monotonic() < deadline) {
+        uint64_t ready = yield(deadline);
+        size_t n;
+        if ((ready & (1ULL << c->handle)) &&
+            net_read(c->handle, buf, sizeof buf, &n) == RES_OK && want(buf, n, seq))
+            return 1;
+    }
+    return 0;
+}
+
+static int ping_peer(struct nic *c, long count)
+{
+    static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t arp_hdr[8] = {0, 1, 8, 0, 6, 4, 0, 1};
+    uint8_t f[ETH_HLEN + 36];
+
+    memset(f, 0, sizeof f);
+    eth_header(f, bcast, c->info.mac, 0x06);
+    net_copy(f + ETH_HLEN, arp_hdr, 8);
+    net_copy(f + ETH_HLEN + 8, c->info.mac, 6);
+    net_copy(f + ETH_HLEN + 14, c->ip, 4);
+    net_copy(f + ETH_HLEN + 24, peer_ip, 4);
+    if (net_write(c->handle, f, ETH_HLEN + 28) != RES_OK || !await_frame(c, is_arp_reply, 0)) {
+        puts("FAILURE: no ARP reply from the peer\n");
+        return EXIT_FAILURE;
+    }
+    print_mac("ping: peer is at ", peer_mac);
+    puts("\n");
+    for (long seq = 1; seq <= count; seq++) {
+        uint8_t *ip = f + ETH_HLEN, *ic = ip + 20;
+        uint16_t sum;
+        memset(f, 0, sizeof f);
+        eth_header(f, peer_mac, c->info.mac, 0x00);
+        ip[0] = 0x45;
+        ip[3] = 36;                         /* 20 + 8 + 8 */
+        ip[6] = 0x40;                       /* DF */
+        ip[8] = 64;
+        ip[9] = 1;
+        net_copy(ip + 12, c->ip, 4);
+        net_copy(ip + 16, peer_ip, 4);
+        sum = csum(ip, 20);
+        ip[10] = (uint8_t)(sum >> 8);
+        ip[11] = (uint8_t)sum;
+        ic[0] = 8;
+        ic[4] = PING_ID >> 8;
+        ic[5] = PING_ID & 0xff;
+        ic[6] = (uint8_t)(seq >> 8);
+        ic[7] = (uint8_t)seq;
+        net_copy(ic + 8, "pytender", 8);
+        sum = csum(ic, 16);
+        ic[2] = (uint8_t)(sum >> 8);
+        ic[3] = (uint8_t)sum;
+        if (net_write(c->handle, f, ETH_HLEN + 36) != RES_OK ||
+            !await_frame(c, is_echo_reply, seq)) {
+            printf("FAILURE: no echo reply for seq %ld\n", seq);
+            return EXIT_FAILURE;
+        }
+    }
+    printf("ping: %ld replies\n", count);
+    puts("SUCCESS\n");
+    return EXIT_SUCCESS;
+}
+
 /* ---- ring-hostile ----------------------------------------------------------
  * Each kind posts bad entries by hand, as a hostile guest would: fill the
  * slot, ent_tail++ (release), full fence, kick port 0x600 if asked to.
@@ -327,7 +441,7 @@ int app_main(const char *cmdline)
     const char *p = cmdline;
     char word[64];
     unsigned n_ips = 0;
-    long limit = 0;
+    long limit = 0, ping = 0;
     int info = 0;
     char hostile[32] = "";
 
@@ -351,6 +465,12 @@ int app_main(const char *cmdline)
         } else if (strcmp(word, "pattern") == 0) {
             if (!next_word(&p, word, sizeof word) || parse_pattern(word) < 0) {
                 puts("FAILURE: bad pattern\n");
+                return EXIT_FAILURE;
+            }
+        } else if (strcmp(word, "ping") == 0) {
+            if (!next_word(&p, word, sizeof word) || parse_ip(word, peer_ip) < 0 ||
+                parse_long(&p, &ping) < 0 || ping < 1 || ping > 65535) {
+                puts("FAILURE: ping needs PEER-IP COUNT\n");
                 return EXIT_FAILURE;
             }
         } else if (strcmp(word, "info") == 0) {
@@ -384,6 +504,8 @@ int app_main(const char *cmdline)
         printf("FAILURE: need one IP per device (%u devices)\n", n_nics);
         return EXIT_FAILURE;
     }
+    if (ping)
+        return ping_peer(&nics[0], ping);
     printf("NET: serving %u device(s), limit %ld\n", n_nics, limit);
 
     for (;;) {
