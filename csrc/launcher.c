@@ -9,6 +9,9 @@
  *   DIR/python + DIR/lib   `pytender install-monitor`: isolated, no site,
  *                          no bytecode writes, DIR/lib first on sys.path
  *
+ * and, when there is no DIR/python, PYTENDER_PYTHON (compiled in by setup.py:
+ * the interpreter that built it, for a `pip install --user` bin/).
+ *
  * Policy stays in Python; this file only finds the interpreter. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,6 +22,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#ifndef PYTENDER_PYTHON
+#define PYTENDER_PYTHON ""
+#endif
 
 static const char boot[] =
     "import sys\n"
@@ -50,6 +57,8 @@ int main(int argc, char **argv)
     }
     *slash = '\0';
     snprintf(python, sizeof(python), "%s/python", dir);
+    if (access(python, X_OK) != 0 && PYTENDER_PYTHON[0] != '\0')
+        snprintf(python, sizeof(python), "%s", PYTENDER_PYTHON);
     snprintf(lib, sizeof(lib), "%s/lib/tender", dir);
     monitor = stat(lib, &st) == 0 && S_ISDIR(st.st_mode);
     lib[strlen(lib) - strlen("/tender")] = '\0';

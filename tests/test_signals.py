@@ -94,10 +94,17 @@ def _blocks_sigterm(pid: int) -> bool:
     return False
 
 
+def test_installed_commands_are_the_launcher() -> None:
+    """pip (editable or not) installs the native launcher, not #! scripts."""
+    for name in ("pytender", "pytender-hvt", "solo5-hvt"):
+        assert (VENV_BIN / name).read_bytes()[:4] == b"\x7fELF", name
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.01, 0.03, 0.06, 0.1])
-def test_signal_while_python_starts(tmp_path: Path, delay: float) -> None:
-    """The launcher holds the signals blocked from its first instruction."""
-    exe = launcher(tmp_path)
+def test_signal_while_python_starts(command: Path, delay: float) -> None:
+    """The launcher holds the signals blocked from its first instruction:
+    the installed command and a freshly built one."""
+    exe = command
     proc = subprocess.Popen([str(exe), "run", MEM, guest("time")], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # From the launcher's sigprocmask on (a few instructions after execve;
