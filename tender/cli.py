@@ -161,10 +161,30 @@ def _pytender(argv: list[str], latch: SignalLatch) -> int:
         return run_hvt(prog, argv[1:], latch)
     if argv[:1] in (["--version"], ["version"]):
         return run_hvt(prog, ["--version"], latch)
+    if argv[:1] == ["install-monitor"]:
+        return _install_monitor(prog, argv[1:])
     os.write(2, f"usage: {prog} run [ OPTIONS ] [ -- ] KERNEL [ ARGS ]\n"
+                f"       {prog} install-monitor --prefix DIR\n"
                 "\n".encode())
     os.write(2, usage(f"{prog} run").encode())
     return EXIT_HELP
+
+
+def _install_monitor(prog: str, argv: list[str]) -> int:
+    """`pytender install-monitor --prefix DIR` (tender/install.py)."""
+    from tender.install import USAGE, install_monitor, parse_args
+
+    try:
+        path = install_monitor(parse_args(argv))
+    except UsageError as exc:
+        _say(prog, exc.message)
+        os.write(2, USAGE.encode())
+        return exit_code_for(exc)
+    except TenderError as exc:
+        _say(prog, exc.message)
+        return exit_code_for(exc)
+    os.write(1, f"{path}\n".encode())
+    return 0
 
 
 def _start(argv0: str, argv: list[str]) -> None:
