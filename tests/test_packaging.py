@@ -19,7 +19,8 @@ def test_wheel_commands_are_the_launcher(tmp_path: Path) -> None:
     # No build isolation (setuptools, wheel and cffi are in the test
     # environment): the same build, without downloading a build environment.
     r = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w",
-                        str(tmp_path / "w"), str(ROOT)], capture_output=True, text=True, timeout=600)
+                        str(tmp_path / "w"), str(ROOT)],
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     (whl,) = (tmp_path / "w").glob("pytender-*.whl")
     with zipfile.ZipFile(whl) as z:
