@@ -162,7 +162,7 @@ def _pytender(argv: list[str], latch: SignalLatch) -> int:
     if argv[:1] in (["--version"], ["version"]):
         return run_hvt(prog, ["--version"], latch)
     if argv[:1] == ["install-monitor"]:
-        return _install_monitor(prog, argv[1:])
+        return _install_monitor(prog, argv[1:], latch)
     os.write(2, f"usage: {prog} run [ OPTIONS ] [ -- ] KERNEL [ ARGS ]\n"
                 f"       {prog} install-monitor --prefix DIR\n"
                 "\n".encode())
@@ -170,12 +170,13 @@ def _pytender(argv: list[str], latch: SignalLatch) -> int:
     return EXIT_HELP
 
 
-def _install_monitor(prog: str, argv: list[str]) -> int:
+def _install_monitor(prog: str, argv: list[str], latch: SignalLatch) -> int:
     """`pytender install-monitor --prefix DIR` (tender/install.py)."""
     from tender.install import USAGE, install_monitor, parse_args
 
     try:
-        path = install_monitor(parse_args(argv))
+        path = install_monitor(parse_args(argv), latch.check)
+        latch.check()
     except UsageError as exc:
         _say(prog, exc.message)
         os.write(2, USAGE.encode())

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,13 +113,15 @@ def _copy_module(src: Path, lib: Path) -> None:
         shutil.copy2(src, lib / src.name)
 
 
-def _stage(opts: InstallOptions, stage: Path) -> None:
+def _stage(opts: InstallOptions, stage: Path, check: Callable[[], None]) -> None:
     lib = stage / "lib"
     lib.mkdir(parents=True)
     for name in MODULES:
         _copy_module(module_source(name), lib)
+        check()
     shutil.copy2(opts.python.resolve(), stage / "python")
     shutil.copy2(installed_launcher(), stage / LAUNCHER)
+    check()
     # Compiled by the interpreter that will load them, with the final paths
     # in the code objects.
     subprocess.run([str(stage / "python"), "-I", "-m", "compileall", "-q",
@@ -144,8 +147,14 @@ def _verify(prefix: Path) -> None:
         raise InstallError(f"install-monitor: the installed tender cannot load: {lines[-1]}")
 
 
-def install_monitor(opts: InstallOptions) -> Path:
-    """Build opts.prefix afresh; returns the path of the tender to configure."""
+def _never() -> None:
+    pass
+
+
+def install_monitor(opts: InstallOptions, check: Callable[[], None] = _never) -> Path:
+    """Build opts.prefix afresh; returns the path of the tender to configure.
+    CHECK runs between steps and may raise (the CLI's SIGINT/SIGTERM latch):
+    an interrupted install leaves an existing DIR as it was."""
     _check_interpreter(opts.python)
     prefix = opts.prefix
     if prefix.exists() and not (prefix / "lib" / "tender").is_dir():
@@ -153,7 +162,8 @@ def install_monitor(opts: InstallOptions) -> Path:
     stage = prefix.with_name(f".{prefix.name}.new-{os.getpid()}")
     try:
         prefix.parent.mkdir(parents=True, exist_ok=True)
-        _stage(opts, stage)
+        _stage(opts, stage, check)
+        check()
         if prefix.exists():
             shutil.rmtree(prefix)
         stage.rename(prefix)

@@ -144,6 +144,26 @@ def test_install_monitor_bad_input(tmp_path: Path) -> None:
     assert (tmp_path / "x").read_text() == "not a monitor"
 
 
+def test_install_monitor_sigterm_keeps_the_old_install(tmp_path: Path) -> None:
+    if not DEBIAN_PYTHON.exists() or sys.implementation.cache_tag != "cpython-311":
+        pytest.skip(f"needs {DEBIAN_PYTHON} and a 3.11 pytender")
+    exe = str(Path(sys.executable).parent / "pytender")
+    prefix = tmp_path / "mon"
+    subprocess.run([exe, "install-monitor", "--prefix", str(prefix)], check=True,
+                   capture_output=True)
+    for delay in (0.0, 0.2, 0.5):
+        proc = subprocess.Popen([exe, "install-monitor", "--prefix", str(prefix)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, err
+        assert err == b"pytender: Exiting on signal 15\n", err
+        v = subprocess.run([str(prefix / "solo5-hvt"), "--version"], capture_output=True)
+        assert v.returncode == 0 and b"ABI version 2" in v.stderr, v
+        assert not list(tmp_path.glob(".mon.new-*"))
+
+
 def test_hello_2026_shape(monitor: Path, container: Container) -> None:
     r = container.run(monitor, MEM, "--", "/rootfs/hello.hvt", "Hello_Solo5")
     assert r.status == 0, r.output
@@ -234,6 +254,10 @@ def test_pid1_seccomp_and_sigterm(monitor: Path, container: Container) -> None:
         assert proc.stdout is not None
         assert b"GUEST" in proc.stdout.readline()
         assert proc.stdout.readline().startswith(b"time:")    # in the vCPU loop now
+        # The interpreter the install put under /usr/lib (there is no other).
+        # (seen from the host, so below the root's mount point)
+        exe = os.readlink(f"/proc/{pid}/exe")
+        assert exe == f"{container.root}{monitor.parent}/python", exe
         status = _status(pid)
         assert status["NSpid"].split()[-1] == "1", status    # PID 1 of its namespace
         assert status["Seccomp"] == "2", status
@@ -250,6 +274,7 @@ def test_pid1_seccomp_and_sigterm(monitor: Path, container: Container) -> None:
     assert err.decode().count("Exiting on signal 15") == 1, err
     assert err.endswith(f"{monitor.name}: Exiting on signal 15\n".encode()), err
     assert took < 10, took
+    print(f"SIGTERM to PID 1 -> exit 1 in {took:.3f} s")
 
 
 def test_no_interpreter_outside_the_root(container: Container, tmp_path: Path) -> None:
