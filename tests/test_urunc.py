@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import Run, guest, require_kvm
 from test_block import image, sectors_hold_pattern
+from test_signals import _blocks_sigterm
 
 HARNESS = Path(__file__).with_name("urunc_root.py")
 DEBIAN_PYTHON = Path("/usr/bin/python3.11")
@@ -154,6 +155,8 @@ def test_install_monitor_sigterm_keeps_the_old_install(tmp_path: Path) -> None:
     for delay in (0.0, 0.2, 0.5):
         proc = subprocess.Popen([exe, "install-monitor", "--prefix", str(prefix)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        while not _blocks_sigterm(proc.pid):   # the launcher's first instructions
+            time.sleep(0.0002)
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
