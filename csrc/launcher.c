@@ -31,14 +31,16 @@ static const char boot[] =
     "import sys\n"
     "d = sys.argv.pop(1)\n"
     "if d: sys.path.insert(0, d)\n"
+    "ign = sys.argv.pop(1) == 'ign'\n"
     "from tender.cli import launched\n"
-    "launched()\n";
+    "launched(ign)\n";
 
 int main(int argc, char **argv)
 {
     sigset_t stop;
     char dir[PATH_MAX], python[PATH_MAX + 16], lib[PATH_MAX + 16];
     struct stat st;
+    struct sigaction pipe_sa;
     ssize_t n;
     char *slash;
     const char *prog = argc > 0 ? argv[0] : "solo5-hvt";
@@ -49,6 +51,9 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     sigprocmask(SIG_BLOCK, &stop, NULL);
+    /* Python always starts with SIGPIPE ignored; tell it what we inherited
+     * (Albatross passes it ignored, a shell default). */
+    sigaction(SIGPIPE, NULL, &pipe_sa);
 
     n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
     if (n <= 0 || (slash = memrchr(dir, '/', (size_t)n)) == NULL) {
@@ -71,6 +76,7 @@ int main(int argc, char **argv)
     args[k++] = "-c";
     args[k++] = (char *)boot;
     args[k++] = monitor ? lib : "";
+    args[k++] = pipe_sa.sa_handler == SIG_IGN ? "ign" : "dfl";
     args[k++] = (char *)prog;
     for (i = 1; i < argc; i++)
         args[k++] = argv[i];

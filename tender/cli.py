@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 
 from tender import abi
 from tender.argv import Pass1, pass1, pass2_prefix, usage
-from tender.errors import Interrupted, Stopped, TenderError, UsageError, one_line
+from tender.errors import (
+    ConsoleError,
+    Interrupted,
+    Stopped,
+    TenderError,
+    UsageError,
+    one_line,
+)
 
 if TYPE_CHECKING:
     from tender.vm import Tender
@@ -33,7 +40,10 @@ EXIT_INTERNAL_ERROR = 1
 
 
 def _say(prog: str, msg: str) -> None:
-    os.write(2, f"{prog}: {one_line(msg)}\n".encode(errors="replace"))
+    try:
+        os.write(2, f"{prog}: {one_line(msg)}\n".encode(errors="replace"))
+    except OSError:     # stderr gone too (Albatross: fds 0-2 are one FIFO)
+        pass
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -83,13 +93,17 @@ def exit_code_for(exc: BaseException) -> int:
     return EXIT_INTERNAL_ERROR
 
 
-def run_hvt(prog: str, argv: list[str], latch: SignalLatch | None = None) -> int:
-    """solo5-hvt semantics; returns the process exit status."""
+def run_hvt(prog: str, argv: list[str], latch: SignalLatch | None = None,
+            sigpipe: signal.Handlers = signal.SIG_DFL) -> int:
+    """solo5-hvt semantics; returns the process exit status. SIGPIPE: the
+    disposition the process inherited (the native launcher sees it; Python
+    itself always starts with SIGPIPE ignored)."""
     if latch is None:
         latch = SignalLatch()
         latch.install()
-    # A closed stdout ends the tender with SIGPIPE, as it does solo5-hvt.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # A closed stdout ends the tender with SIGPIPE, as it does solo5-hvt;
+    # with SIGPIPE ignored (Albatross) the write fails: ConsoleError below.
+    signal.signal(signal.SIGPIPE, sigpipe)
     try:
         p1: Pass1 = pass1(argv)
         if p1.action == "help":
@@ -130,6 +144,11 @@ def run_hvt(prog: str, argv: list[str], latch: SignalLatch | None = None) -> int
             return exit_code_for(exc)
         _say(prog, f"Exiting on signal {latch.signum}")
         return exit_code_for(Interrupted(latch.signum))
+    except ConsoleError as exc:
+        # solo5-hvt asserts on a failed console write (spec 4.4): SIGABRT,
+        # after our teardown has synced the block devices.
+        _say(prog, exc.message)
+        os.abort()
     except UsageError as exc:
         for line in exc.detail:
             _say(prog, line)
@@ -154,11 +173,11 @@ def _finish(status: int) -> None:
         os._exit(status & 0xFF)
 
 
-def _pytender(argv: list[str], latch: SignalLatch) -> int:
+def _pytender(argv: list[str], latch: SignalLatch, sigpipe: signal.Handlers) -> int:
     """`pytender COMMAND ...`."""
     prog = "pytender"
     if argv[:1] == ["run"]:
-        return run_hvt(prog, argv[1:], latch)
+        return run_hvt(prog, argv[1:], latch, sigpipe)
     if argv[:1] in (["--version"], ["version"]):
         return run_hvt(prog, ["--version"], latch)
     if argv[:1] == ["install-monitor"]:
@@ -188,14 +207,14 @@ def _install_monitor(prog: str, argv: list[str], latch: SignalLatch) -> int:
     return 0
 
 
-def _start(argv0: str, argv: list[str]) -> None:
+def _start(argv0: str, argv: list[str], sigpipe: signal.Handlers = signal.SIG_DFL) -> None:
     """Every entry point: the latch first, then the command named by argv0."""
     latch = SignalLatch()
     latch.install()
     name = os.path.basename(argv0)
     if name == "pytender":
-        _finish(_pytender(argv, latch))
-    _finish(run_hvt(name or "pytender-hvt", argv, latch))
+        _finish(_pytender(argv, latch, sigpipe))
+    _finish(run_hvt(name or "pytender-hvt", argv, latch, sigpipe))
 
 
 def main_hvt() -> None:
@@ -206,10 +225,11 @@ def main() -> None:
     _start("pytender", sys.argv[1:])
 
 
-def launched() -> None:
+def launched(sigpipe_ignored: bool = False) -> None:
     """Entry from the native launcher (csrc/launcher.c): `python -c BOOT
-    LIBDIR ARGV0 ARGS...`, started with SIGINT/SIGTERM blocked."""
-    _start(sys.argv[1], sys.argv[2:])
+    LIBDIR SIGPIPE ARGV0 ARGS...`, started with SIGINT/SIGTERM blocked;
+    BOOT has taken LIBDIR and SIGPIPE (whether it was inherited ignored)."""
+    _start(sys.argv[1], sys.argv[2:], signal.SIG_IGN if sigpipe_ignored else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,13 @@ class DeviceError(TenderError):
     """A host-side device (block image, tap) could not be attached or used."""
 
 
+class ConsoleError(DeviceError):
+    """A write to the console (fd 1) failed. solo5-hvt asserts on that
+    (spec 4.4), so the CLI ends with SIGABRT once the run has torn down."""
+
+    PREFIX = "Fatal error writing to console"
+
+
 class DebugError(TenderError):
     """A debug module (gdb stub, dumpcore, trace) could not be set up, or the
     debugger ended the run (gdb `kill`)."""

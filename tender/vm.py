@@ -23,6 +23,7 @@ from tender.devices.net import NetDevice, effective_mac
 from tender.devices.poller import Poller
 from tender.devices.ring import NetRing
 from tender.errors import (
+    ConsoleError,
     DeviceError,
     ElfError,
     GuestFault,
@@ -451,6 +452,8 @@ class Tender:
                 msg = ffi.string(e.msg).decode(errors="replace")
                 if msg.startswith("Invalid guest"):
                     raise GuestFault(msg)
+                if msg.startswith(ConsoleError.PREFIX):    # csrc hc_puts
+                    raise ConsoleError(msg)
                 raise DeviceError(msg)
             elif reason == lib.VL_ERRNO:
                 if e.err == errno.EFAULT:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import resource
 import secrets
 import select
 import shutil
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +63,8 @@ class Host:
     tmpdir: Path
     netns: str
 
-    def create(self, name: str, tender: str, *args: str, mem: int = 64) -> Unikernel:
+    def create(self, name: str, tender: str, *args: str, mem: int = 64,
+               sigpipe: signal.Handlers = signal.SIG_IGN) -> Unikernel:
         image = self.tmpdir / f"{name}.img"
         shutil.copy(guest("albatross"), image)
         block = self.dbdir / "block" / name
@@ -84,10 +87,10 @@ class Host:
         assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
         try:
             # restore_signals=False: the child inherits SIGPIPE ignored, as
-            # albatrossd's children do.
+            # albatrossd's children do (True: the default, as from a shell).
             proc = subprocess.Popen(["ip", "netns", "exec", self.netns, *argv],
                                     stdin=writer, stdout=writer, stderr=writer,
-                                    restore_signals=False, cwd="/")
+                                    restore_signals=sigpipe != signal.SIG_IGN, cwd="/")
         finally:
             os.close(writer)
         fcntl.fcntl(reader, fcntl.F_SETFL, 0)
@@ -134,6 +137,18 @@ class Unikernel:
                 self.proc.wait()
 
 
+@contextmanager
+def no_core() -> Iterator[None]:
+    """systemd's default for albatrossd (LimitCORE soft 0): an abort leaves
+    no core file behind."""
+    core = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, core[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, core)
+
+
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[Host]:
     require_kvm()
@@ -148,7 +163,8 @@ def host(tmp_path: Path) -> Iterator[Host]:
     (h.dbdir / "block").mkdir(parents=True)
     (h.tmpdir / "fifo").mkdir(parents=True)
     try:
-        yield h
+        with no_core():
+            yield h
     finally:
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
 
@@ -229,11 +245,13 @@ def test_taskset_same_pid_stats_and_sigterm(host: Host) -> None:
     assert top >= 101, (top, k)
 
 
-def test_console_reader_goes_away(host: Host) -> None:
-    """solo5-hvt's PUTS write fails (EPIPE/SIGPIPE): the tender dies of a
-    signal, which Albatross never restarts, and every block write the guest
-    made before the failing console write is on the disk."""
-    u = host.create("orphan", tender_on_path(), "write", "200")
+@pytest.mark.parametrize("sigpipe", [signal.SIG_IGN, signal.SIG_DFL])
+def test_console_reader_goes_away(host: Host, sigpipe: signal.Handlers) -> None:
+    """solo5-hvt's PUTS write fails: with SIGPIPE ignored (albatrossd) its
+    assert fires, SIGABRT; with the default disposition SIGPIPE. A signal
+    either way, which Albatross never restarts, and every block write the
+    guest made before the failing console write is on the disk."""
+    u = host.create("orphan", tender_on_path(), "write", "200", sigpipe=sigpipe)
     try:
         u.read_until("written 200 10\n")
         seen = u.text
@@ -242,9 +260,27 @@ def test_console_reader_goes_away(host: Host) -> None:
     finally:
         u.close_console()
         u.wait()
-    assert got in (-signal.SIGPIPE, -signal.SIGABRT), got
+    assert got == (-signal.SIGABRT if sigpipe == signal.SIG_IGN else -signal.SIGPIPE), got
     assert not should_restart(got, restart_on_fail=True)
     top, k = cut_of(u.block)
     print(f"console closed after sector 10 of pass 200: status {got}, on disk: pass {top} "
           f"up to sector {k}")
     assert top > 200 or k > 10, (top, k, seen[-200:])
+
+
+def test_console_write_error_aborts(handlers: str, tmp_path: Path) -> None:
+    """Spec 4.4 with either PUTS handler: a failed console write (here EPIPE,
+    SIGPIPE inherited ignored) is one diagnostic line, then SIGABRT."""
+    require_kvm()
+    r, w = os.pipe()
+    os.close(r)
+    err = tmp_path / "err"
+    with open(err, "wb") as f, no_core():
+        try:
+            p = subprocess.run([tender_on_path(), "--mem=64", handlers, guest("hello"),
+                                "Hello_Solo5"], stdout=w, stderr=f, restore_signals=False,
+                               timeout=60)
+        finally:
+            os.close(w)
+    assert p.returncode == -signal.SIGABRT, err.read_text()
+    assert err.read_text() == "solo5-hvt: Fatal error writing to console: Broken pipe\n"

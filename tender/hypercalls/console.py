@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from tender import abi
-from tender.errors import TenderError
+from tender.errors import ConsoleError
 from tender.hypercalls.context import Context
 
 
@@ -17,4 +17,4 @@ def puts(ctx: Context, gpa: int) -> None:
     except BlockingIOError:
         pass
     except OSError as exc:
-        raise TenderError(f"Fatal error writing to console: {exc.strerror}") from None
+        raise ConsoleError(f"{ConsoleError.PREFIX}: {exc.strerror}") from None
