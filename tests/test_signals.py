@@ -39,10 +39,10 @@ def launcher(tmp: Path) -> Path:
     return exe
 
 
-@pytest.fixture(params=["console-script", "launcher"])
+@pytest.fixture(params=["installed", "launcher"])
 def command(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    if request.param == "console-script":
-        return VENV_BIN / "pytender"    # what the README's quick start runs
+    if request.param == "installed":
+        return VENV_BIN / "pytender"    # what pip installed and the README's quick start runs
     return launcher(tmp_path)
 
 
