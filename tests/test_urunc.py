@@ -213,14 +213,23 @@ def netns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
-def test_net_guest_on_urunc_tap(monitor: Path, container: Container, netns: str) -> None:
+# urunc-2026 (`--net-mac`, `--`, the command as one element) and urunc-2025
+# (no MAC: a random one from /dev/urandom; no `--`; the string split on spaces).
+NET_SHAPES = {
+    "2026": (f"--net:service0={TAP}", f"--net-mac:service0={GUEST_MAC}", "--",
+             "/rootfs/net.hvt", f"{GUEST_IP} limit 4"),
+    "2025": (f"--net:service0={TAP}", "/rootfs/net.hvt", GUEST_IP, "limit", "4"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(NET_SHAPES))
+def test_net_guest_on_urunc_tap(monitor: Path, container: Container, netns: str,
+                                shape: str) -> None:
     detail = subprocess.run(["ip", "-n", netns, "-d", "link", "show", TAP],
                             capture_output=True, text=True, check=True).stdout
     assert "vnet_hdr on" in detail and "persist on" in detail, detail
     assert f"user {UID}" in detail or "user nobody" in detail, detail
-    cmd = ["ip", "netns", "exec", netns, *container.cmd(
-        monitor, MEM, f"--net:service0={TAP}", f"--net-mac:service0={GUEST_MAC}", "--",
-        "/rootfs/net.hvt", f"{GUEST_IP} limit 3")]
+    cmd = ["ip", "netns", "exec", netns, *container.cmd(monitor, MEM, *NET_SHAPES[shape])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL)
     try:
@@ -232,6 +241,11 @@ def test_net_guest_on_urunc_tap(monitor: Path, container: Container, netns: str)
                 break
         ping = subprocess.run(["ip", "netns", "exec", netns, "ping", "-c", "3", "-i", "0.2",
                                "-W", "5", GUEST_IP], capture_output=True, text=True, timeout=60)
+        # Before the guest exits: closing the tap drops the neighbour entry.
+        neigh = subprocess.run(["ip", "-n", netns, "neigh", "show", GUEST_IP, "dev", TAP],
+                               capture_output=True, text=True).stdout
+        subprocess.run(["ip", "netns", "exec", netns, "ping", "-c", "1", "-W", "5", GUEST_IP],
+                       capture_output=True, timeout=60)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -241,6 +255,11 @@ def test_net_guest_on_urunc_tap(monitor: Path, container: Container, netns: str)
     assert ping.returncode == 0, (ping.stdout, text, err)
     assert proc.returncode == 0, (text, err)
     assert "SUCCESS" in text, text
+    if shape == "2026":
+        assert GUEST_MAC in neigh, neigh
+    else:   # random, unicast, locally administered
+        mac = neigh.split("lladdr ")[1].split()[0]
+        assert mac != GUEST_MAC and int(mac[:2], 16) & 3 == 2, neigh
 
 
 def _status(pid: int) -> dict[str, str]:
