@@ -77,15 +77,16 @@ class Container:
     pidfile: Path
     rootfs: Path
 
-    def cmd(self, tender: Path, *args: str, disk: str | None = None) -> list[str]:
-        extra = ["--disk", disk] if disk is not None else []
+    def cmd(self, tender: Path, *args: str, disk: str | None = None,
+            tty: bool = False) -> list[str]:
+        extra = (["--disk", disk] if disk is not None else []) + (["--tty"] if tty else [])
         return [sys.executable, str(HARNESS), "--root", str(self.root), "--pidfile",
                 str(self.pidfile), "--uid", str(UID), "--gid", str(GID),
                 "--rootfs", str(self.rootfs), *extra, "--", str(tender), *args]
 
     def run(self, tender: Path, *args: str, disk: str | None = None,
-            netns: str | None = None) -> Run:
-        cmd = self.cmd(tender, *args, disk=disk)
+            netns: str | None = None, tty: bool = False) -> Run:
+        cmd = self.cmd(tender, *args, disk=disk, tty=tty)
         if netns is not None:
             cmd = ["ip", "netns", "exec", netns, *cmd]
         p = subprocess.run(cmd, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
@@ -172,6 +173,13 @@ def test_hello_2026_shape(monitor: Path, container: Container) -> None:
     assert r.status == 0, r.output
     assert "Hello, World" in r.out and "SUCCESS" in r.out, r.output
     assert "mem=0x10c00000" in r.out    # 268 MiB
+
+
+def test_hello_on_a_terminal(monitor: Path, container: Container) -> None:
+    """process.terminal: stdin is a PTY the tender must never read."""
+    r = container.run(monitor, MEM, "--", "/rootfs/hello.hvt", "Hello_Solo5", tty=True)
+    assert r.status == 0, r.output
+    assert "**** Hello, World ****\r\n" in r.out and "SUCCESS" in r.out, r.output
 
 
 def test_empty_trailing_args_2025_shape(monitor: Path, container: Container) -> None:

@@ -10,7 +10,8 @@ and net/tun (mode o+rw, as urunc sets), a noexec tmpfs /tmp, /proc, plus the
 container rootfs read-only at /rootfs and a block image read-write at
 /data/disk.img. Then it forks into a new PID namespace; the child (PID 1)
 mounts /proc, chroots, drops to U:G with no supplementary groups and execs
-TENDER, as urunc's execMonitor does. The child's host pid goes to F; this
+TENDER, as urunc's execMonitor does. With --tty (OCI process.terminal) fds
+0-2 are a PTY slave that is the session's controlling terminal. The child's host pid goes to F; this
 process waits and exits with the child's status (128+N for a signal).
 
 Not urunc: a harness that reproduces its contract with the same kernel calls."""
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import fcntl
 import os
 import stat
 import sys
+import termios
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
@@ -81,15 +84,25 @@ def main() -> int:
     ap.add_argument("--gid", type=int, required=True)
     ap.add_argument("--rootfs", required=True)
     ap.add_argument("--disk")
+    ap.add_argument("--tty", action="store_true",
+                    help="process.terminal: fds 0-2 a PTY slave, the session's terminal")
     ap.add_argument("argv", nargs=argparse.REMAINDER)
     opts = ap.parse_args()
     argv = opts.argv[1:] if opts.argv[:1] == ["--"] else opts.argv
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
     root = opts.root
     build(root, argv[0], opts.rootfs, opts.disk)
+    master, slave = os.openpty() if opts.tty else (-1, -1)
     pid = os.fork()
     if pid == 0:
         try:
+            if opts.tty:    # as urunc's reexec child: setsid, TIOCSCTTY, dup2
+                os.close(master)
+                os.setsid()
+                fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+                for fd in (0, 1, 2):
+                    os.dup2(slave, fd)
+                os.close(slave)
             mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
             os.chroot(root)
             os.chdir("/")
@@ -103,6 +116,16 @@ def main() -> int:
     with open(opts.pidfile + ".tmp", "w") as f:
         f.write(str(pid))
     os.rename(opts.pidfile + ".tmp", opts.pidfile)
+    if opts.tty:    # the console socket's reader: copy the terminal to our stdout
+        os.close(slave)
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:     # EIO: the last slave fd closed
+                break
+            if not data:
+                break
+            os.write(1, data)
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
