@@ -168,6 +168,11 @@ def test_install_monitor_sigterm_keeps_the_old_install(tmp_path: Path) -> None:
         assert not list(tmp_path.glob(".mon.new-*"))
 
 
+def test_version_in_the_root(monitor: Path, container: Container) -> None:
+    r = container.run(monitor, "--version")
+    assert (r.status, r.err.splitlines()[-1:]) == (0, ["ABI version 2"]), r.output
+
+
 def test_hello_2026_shape(monitor: Path, container: Container) -> None:
     r = container.run(monitor, MEM, "--", "/rootfs/hello.hvt", "Hello_Solo5")
     assert r.status == 0, r.output
