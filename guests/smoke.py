@@ -29,9 +29,10 @@ def run(args, timeout=120):
 def main():
     tmp = tempfile.mkdtemp(prefix="guest-smoke-")
 
-    def img(name, size):
+    def img(name, size, data=b""):
         path = os.path.join(tmp, name)
         with open(path, "wb") as f:
+            f.write(data)
             f.truncate(size)
         return path
 
@@ -85,6 +86,9 @@ def main():
         ("blk-verify-wrong", [m, s, B("blk"), "verify", "43"], 1, ["FAILURE"], []),
         ("blk-write-abort", [m, s, B("blk"), "write-abort", "44"], 255, ["ABORT"], []),
         ("blk-verify-after-abort", [m, s, B("blk"), "verify", "44"], 0, ["SUCCESS"], []),
+        ("hold", [m, "--block:storage=" + img("go", 512, b"go"), B("hold"), "1009"], 241,
+         ["hold: start 1009", "hold: end 1009"], []),
+        ("records", [m, s, B("records"), "20"], 0, ["ack 19", "records: acked 20 failed 0"], []),
         ("blk2", [m, "--block:disk0=" + img("d0", 64 << 10), "--block:disk1=" + img("d1", 128 << 10),
                   B("blk2")], 0, ["SUCCESS"], []),
         ("mft63", [m] + ["--block:storage%d=%s" % (i, img("m%d" % i, 4096)) for i in range(63)]
