@@ -39,6 +39,7 @@
 #define R_OK_ 0
 #define R_AGAIN 1
 #define R_EINVAL 2
+#define R_EUNSPEC 3
 
 /* Argument structs: fixed little-endian layouts from the hvt ABI. */
 struct a_walltime { uint64_t nsecs; };
@@ -229,13 +230,14 @@ static int hc_block(struct vl_vcpu *v, uint64_t gpa, int is_write,
             n = 0;
             continue;
         }
-        if (n < 0)
-            return fatal(e, errno, "Fatal error when %s: %s",
-                         is_write ? "writing" : "reading", strerror(errno));
-        if (n == 0)
-            return fatal(e, 0, "Fatal error: %s only %lu out of %lu bytes",
-                         is_write ? "wrote" : "read", (unsigned long)off,
-                         (unsigned long)a.len);
+        /* The backing store failed (ENOSPC, EIO, a file shrunk under us):
+         * the guest's request failed, not the tender (beyond upstream,
+         * which exits). A write is never acknowledged unless all of it
+         * reached the file. */
+        if (n <= 0) {
+            STORE(gpa, struct a_block, ret, R_EUNSPEC);
+            return 0;
+        }
     }
     STORE(gpa, struct a_block, ret, R_OK_);
     return 0;

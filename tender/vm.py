@@ -68,11 +68,16 @@ def load_guest(config: VmConfig) -> tuple[elf.Source, elf.Notes, mft.Manifest]:
     """Steps 2-3: open the kernel, read its ABI and manifest notes (the
     PT_LOAD ranges are read later, straight from the file)."""
     binary = elf.open_kernel(config.kernel)
-    notes = elf.read_notes(binary, config.kernel)
     try:
+        notes = elf.read_notes(binary, config.kernel)
         manifest = mft.decode(notes.manifest_payload)
     except ManifestError:
+        binary.close()
         raise ManifestError(f"{config.kernel}: Solo5 manifest is invalid") from None
+    except BaseException:
+        # A kept exception's traceback would keep the fd open until collected.
+        binary.close()
+        raise
     return binary, notes, manifest
 
 
@@ -243,7 +248,13 @@ class Tender:
         from tender.kvm import setup as ksetup
 
         cfg = self.config
-        binary, notes, manifest = self._guest or load_guest(cfg)
+        if self._guest is None:
+            binary, notes, manifest = load_guest(cfg)
+            if isinstance(binary, elf.KernelFile):
+                # Closed with the run, not when a kept traceback is collected.
+                self._closers.append(binary.close)
+        else:
+            binary, notes, manifest = self._guest
         self._icpt = InterceptRun(run_interceptors(self._intercept, cfg.script))
         blocks, nets = self._attach(manifest)
 

@@ -25,6 +25,11 @@ def _lock_holder(fd: int) -> int | None:
     return pid if ltype != fcntl.F_UNLCK else None
 
 
+class BlockIOError(DeviceError):
+    """The backing store failed one request (ENOSPC, EIO, a short transfer):
+    the guest gets EUNSPEC, the tender goes on."""
+
+
 class BlockSyncError(DeviceError):
     """The final fdatasync failed: acknowledged writes may be lost."""
 
@@ -82,10 +87,12 @@ class BlockDevice:
         while done < len(buf):
             try:
                 n = os.preadv(self.fd, [buf[done:]], offset + done)
+            except InterruptedError:
+                continue
             except OSError as exc:
-                raise DeviceError(f"Fatal error when reading: {exc.strerror}") from None
+                raise BlockIOError(f"Error when reading: {exc.strerror}") from None
             if n == 0:
-                raise DeviceError(f"Fatal error: read only {done} out of {len(buf)} bytes")
+                raise BlockIOError(f"Error: read only {done} out of {len(buf)} bytes")
             done += n
 
     def write(self, offset: int, buf: memoryview) -> None:
@@ -93,10 +100,12 @@ class BlockDevice:
         while done < len(buf):
             try:
                 n = os.pwrite(self.fd, buf[done:], offset + done)
+            except InterruptedError:
+                continue
             except OSError as exc:
-                raise DeviceError(f"Fatal error when writing: {exc.strerror}") from None
+                raise BlockIOError(f"Error when writing: {exc.strerror}") from None
             if n == 0:
-                raise DeviceError(f"Fatal error: wrote only {done} out of {len(buf)} bytes")
+                raise BlockIOError(f"Error: wrote only {done} out of {len(buf)} bytes")
             done += n
 
     def sync(self) -> None:
@@ -125,14 +134,20 @@ class DiskDevice(BlockDevice):
 
     def read(self, offset: int, buf: memoryview) -> None:
         assert self.disk is not None
-        data = self.disk.read(offset, len(buf))
+        try:
+            data = self.disk.read(offset, len(buf))
+        except OSError as exc:
+            raise BlockIOError(f"Error when reading: {exc}") from None
         if len(data) != len(buf):
-            raise DeviceError(f"Fatal error: read only {len(data)} out of {len(buf)} bytes")
+            raise BlockIOError(f"Error: read only {len(data)} out of {len(buf)} bytes")
         buf[:] = data
 
     def write(self, offset: int, buf: memoryview) -> None:
         assert self.disk is not None
-        self.disk.write(offset, bytes(buf))
+        try:
+            self.disk.write(offset, bytes(buf))
+        except OSError as exc:
+            raise BlockIOError(f"Error when writing: {exc}") from None
 
     def sync(self) -> None:
         if self.disk is not None:

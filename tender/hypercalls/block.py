@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 from tender import abi
+from tender.devices.block import BlockIOError
 from tender.hypercalls.context import Context
 
 SSIZE_MAX = (1 << 63) - 1
@@ -27,11 +28,15 @@ def _io(ctx: Context, gpa: int, is_write: bool) -> None:
         and offset % dev.block_size == 0
         and length % dev.block_size == 0
     ):
-        if is_write:
-            dev.write(offset, mem.checked(data, length))
-        else:
-            dev.read(offset, mem.writable(data, length))
-        ret = abi.Result.OK
+        try:
+            if is_write:
+                dev.write(offset, mem.checked(data, length))
+            else:
+                dev.read(offset, mem.writable(data, length))
+            ret = abi.Result.OK
+        except BlockIOError:
+            # The backing store failed this request, not the tender.
+            ret = abi.Result.EUNSPEC
     _RET.pack_into(mem.writable(gpa + _RET_OFFSET, 4), 0, ret)
 
 
