@@ -248,6 +248,10 @@ def _parse_header(data: Source, path: str, context: str) -> _Header:
         return _Header(entry=int(h["e_entry"]), phdrs=tuple(phdrs))
     except ElfError:
         raise
+    except OSError as e:
+        # The host failed (EMFILE while pyelftools imports lazily, EIO), not
+        # the file: say so rather than call a good binary invalid.
+        raise ElfError(f"{path}: Could not read: {e.strerror or e}") from None
     except Exception:  # any pyelftools / construct failure on hostile input
         raise _bad_header(path, context) from None
 

@@ -119,6 +119,19 @@ def _native_view(mem: GuestMemory, manifest: mft.Manifest, ctx: Context,
     return v
 
 
+def _load_run_modules() -> None:
+    """Import the run path's lazily loaded modules up front: when the process
+    is out of fds, an import fails with OSError/ImportError, which must
+    reach a library user as a TenderError like every other failure."""
+    from importlib import import_module
+
+    try:
+        for name in ("tender._vcpu", "tender.kvm", "tender.kvm.setup"):
+            import_module(name)
+    except (OSError, ImportError) as exc:
+        raise KvmError(f"could not load the run loop: {exc}") from None
+
+
 class Tender:
     """Run one guest. `Tender(config).run()` returns an Outcome or raises a
     TenderError whose message is the one-line diagnostic."""
@@ -244,6 +257,7 @@ class Tender:
         return errors
 
     def _run(self) -> Outcome:
+        _load_run_modules()
         from tender.kvm import Kvm
         from tender.kvm import setup as ksetup
 

@@ -156,3 +156,28 @@ def test_stress_command_prints_figures(capsys: pytest.CaptureFixture[str]) -> No
                         "--processes", "0", "--handlers", "native"]) == 0
     out = capsys.readouterr().out
     assert "threads/native: 3 guests at once (0 stopped)" in out and "0 failures" in out
+
+
+def test_out_of_fds_every_step_fails_with_one_line_and_leaks_nothing() -> None:
+    """Found by the load run: under EMFILE, lazy imports, the epoll set and
+    a MemoryDisk's dup raised bare OSError/ImportError, and the ELF reader
+    called a good kernel invalid."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    p = subprocess.run([sys.executable, "-m", "tender.stress.fdlimit", guest("records")],
+                       capture_output=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr[-500:]
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert len(rows) == 32
+    for row in rows:
+        assert row["leaked"] == 0, row
+        res = row["result"]
+        assert res == "status 0" or (res.startswith("TenderError: ")
+                                     and "Too many open files" in res), row
+        assert "invalid" not in res, row
+    assert sum(r["result"] == "status 0" for r in rows) >= 10     # enough fds: it runs
+    assert sum(r["result"] != "status 0" for r in rows) >= 10     # and each step failed once

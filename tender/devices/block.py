@@ -168,5 +168,9 @@ def open_disk(name: str, disk: BlockDisk) -> BlockDevice:
     check_disk_geometry(disk.capacity, disk.block_size)
     fileno = getattr(disk, "fileno", None)
     if callable(fileno):
-        return BlockDevice(name, "<memory>", os.dup(fileno()), disk.capacity, disk.block_size)
+        try:
+            fd = os.dup(fileno())
+        except OSError as exc:
+            raise DeviceError(f"Could not attach block device '{name}': {exc.strerror}") from None
+        return BlockDevice(name, "<memory>", fd, disk.capacity, disk.block_size)
     return DiskDevice(name, "<disk>", -1, disk.capacity, disk.block_size, disk)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import select
 
+from tender.errors import DeviceError
+
 _READY = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP
 _MAX_TIMEOUT_MS = 2**31 - 1
 
@@ -12,7 +14,10 @@ class Poller:
     """An epoll set over the attached NET fds, keyed by handle."""
 
     def __init__(self, fds_by_handle: dict[int, int]) -> None:
-        self._epoll = select.epoll()
+        try:
+            self._epoll = select.epoll()
+        except OSError as exc:     # EMFILE with many guests in one process
+            raise DeviceError(f"Could not create the POLL wait set: {exc.strerror}") from None
         self._handle_of: dict[int, int] = {}
         for handle, fd in fds_by_handle.items():
             self._epoll.register(fd, select.EPOLLIN)
