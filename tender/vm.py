@@ -164,6 +164,10 @@ class Tender:
         self._ring: NetRing | None = None
         self._stop = threading.Event()
         self._vcpu_thread: int | None = None
+        # Held while stop() signals the vCPU thread and while that thread
+        # leaves the loop: pthread_kill on a thread that has exited is
+        # undefined (it can crash the process), so stop() must never race it.
+        self._thread_lock = threading.Lock()
         self._closers: list[Callable[[], None]] = []
         self._keep: list[Any] = []      # C-side arrays of the current run
 
@@ -172,12 +176,9 @@ class Tender:
         (at once while the guest computes or waits in a native POLL; a
         Python-mode POLL finishes its timeout first)."""
         self._stop.set()
-        thread = self._vcpu_thread
-        if thread is not None:
-            try:
-                signal.pthread_kill(thread, STOP_SIGNAL)
-            except ProcessLookupError:
-                pass    # the run just ended
+        with self._thread_lock:
+            if self._vcpu_thread is not None:
+                signal.pthread_kill(self._vcpu_thread, STOP_SIGNAL)
 
     # --- steps ---------------------------------------------------------------
     def _attach(self, manifest: mft.Manifest) -> tuple[dict[int, BlockDevice],
@@ -422,13 +423,15 @@ class Tender:
             v.native_mask = sum(1 << nr for nr in native_set)
         for sig in (*self._kick_signals, STOP_SIGNAL):
             lib.vl_install_kick(run_buf, sig)
-        self._vcpu_thread = threading.get_ident()
+        with self._thread_lock:
+            self._vcpu_thread = threading.get_ident()
         e = ffi.new("struct vl_exit *")
         counts = [0] * (abi.HYPERCALL_MAX + 1)
         try:
             return self._dispatch(vm, table, v, e, counts)
         finally:
-            self._vcpu_thread = None
+            with self._thread_lock:
+                self._vcpu_thread = None
             lib.vl_clear_kick()
             ffi.release(run_buf)
 

@@ -37,6 +37,12 @@ def test_ten_tender_processes_at_once_each_get_their_own_result(
     assert r.guests == 10 and r.stopped == 2
 
 
+def test_stop_racing_the_end_of_runs_never_crashes_or_misreports() -> None:
+    done, stopped, failures = load.stop_race(guest("exit"), 100, seed=5)
+    assert failures == ()
+    assert done + stopped == 100 and done > 0 and stopped > 0
+
+
 def test_load_judge_sees_someone_elses_output() -> None:
     own = load.status_of(3)
     assert load.judge_output(3, b"hold: start 99\nhold: end 99\n", True) is not None
@@ -153,7 +159,7 @@ def test_fault_judge_rejects_a_fatal_tender() -> None:
 
 def test_stress_command_prints_figures(capsys: pytest.CaptureFixture[str]) -> None:
     assert stress_main(["--guests", os.path.dirname(guest("hold")), "load", "--threads", "3",
-                        "--processes", "0", "--handlers", "native"]) == 0
+                        "--processes", "0", "--stop-race", "0", "--handlers", "native"]) == 0
     out = capsys.readouterr().out
     assert "threads/native: 3 guests at once (0 stopped)" in out and "0 failures" in out
 

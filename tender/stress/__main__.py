@@ -32,6 +32,11 @@ def _load(a: argparse.Namespace) -> list[str]:
                   f"after {r.start_seconds:.2f} s, done in {r.seconds:.2f} s, "
                   f"{len(r.failures)} failures")
             bad += r.failures
+    if a.stop_race > 0:
+        done, stopped, failures = load.stop_race(_guest(a.guests, "exit"), a.stop_race)
+        print(f"stop race: {a.stop_race} runs, each in its own thread and stopped at a random "
+              f"point: {done} completed, {stopped} stopped, {len(failures)} failures")
+        bad += failures
     return bad
 
 
@@ -87,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("load", help="many guests at once")
     p.add_argument("--threads", type=int, default=50)
     p.add_argument("--processes", type=int, default=50)
+    p.add_argument("--stop-race", type=int, default=1000, metavar="RUNS")
     p.add_argument("--handlers", nargs="+", choices=MODES, default=MODES)
     p.set_defaults(fn=_load)
     p = sub.add_parser("leaks", help="many guests in a row, in process")

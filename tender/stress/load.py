@@ -11,6 +11,7 @@ each run ended with its own status and only its own output."""
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import subprocess
@@ -229,3 +230,63 @@ def _judge_process(i: int, status: int, out: bytes, err: bytes) -> list[str]:
     if err != want_err:
         res.append(f"guest {i}: stderr {err[-300:]!r}, want {want_err!r}")
     return res
+
+
+# --- stop() racing the end of runs ----------------------------------------------
+def stop_race(kernel: str, runs: int, seed: int = 1) -> tuple[int, int, tuple[str, ...]]:
+    """Run `runs` short guests (the exit guest) one after another, each in
+    a thread of its own that ends with the run, while another thread stops
+    each after a seeded random delay, so stops land before, during and
+    after each run's vCPU loop and after its thread is gone. Returns
+    (completed, stopped, failures): each run must end either way, and the
+    process must survive (a stop signal sent to a thread that has exited
+    is undefined behaviour)."""
+    current: list[Tender | None] = [None]
+    done = threading.Event()
+    results: list[Outcome | BaseException] = []
+    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+
+    def one(t: Tender) -> None:
+        try:
+            results.append(t.run())
+        except BaseException as exc:    # judged below
+            results.append(exc)
+
+    def runner() -> None:
+        for i in range(runs):
+            t = Tender(VmConfig(kernel=kernel, args=(str(status_of(i)).encode(),), mem=MEM),
+                       console_fd=null)
+            current[0] = t
+            th = threading.Thread(target=one, args=(t,))
+            th.start()
+            th.join()
+        done.set()
+
+    rng = random.Random(seed)
+
+    def stopper() -> None:
+        last = None
+        while not done.is_set():
+            t = current[0]
+            if t is None or t is last:
+                time.sleep(0.0002)
+                continue
+            time.sleep(rng.uniform(0.0, 0.03))     # a run takes ~15 ms here
+            t.stop()
+            last = t
+
+    threads = [threading.Thread(target=runner), threading.Thread(target=stopper)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    os.close(null)
+    failures = []
+    for i, r in enumerate(results):
+        if isinstance(r, Outcome):
+            if r.exit_code != status_of(i) & 0xFF:
+                failures.append(f"run {i}: status {r.exit_code}")
+        elif not isinstance(r, Stopped):
+            failures.append(f"run {i}: {r!r}")
+    completed = sum(isinstance(r, Outcome) for r in results)
+    return completed, sum(isinstance(r, Stopped) for r in results), tuple(failures)
