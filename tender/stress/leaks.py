@@ -3,8 +3,9 @@ threads, mappings) after WARMUP runs and after all of them.
 
 The runs cycle through the paths a long-lived library user takes: a block
 guest (image file: open, lock, write, fdatasync, close) in both handler
-modes, a run that fails after the VM exists (an unattached device), and a
-run whose kernel cannot be loaded. Each must end as expected."""
+modes, a run that fails after the VM exists (an unattached device), a run
+whose kernel cannot be loaded, and the net guest on a FramePipe with the
+ring (its C I/O thread starts and stops). Each must end as expected."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tender.config import BlockSpec, HandlerMode, VmConfig
+from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
+from tender.devices.pipe import FramePipe
 from tender.errors import ElfError, TenderError
 from tender.stress.usage import Usage, snapshot
 from tender.vm import Tender
@@ -37,10 +39,27 @@ class LeakReport:
         return self.at_warmup.growth(self.at_end)
 
 
+def _net(i: int, kernel: str, console: int) -> str | None:
+    """The net guest on a FramePipe, native: the ring and its I/O thread."""
+    net = str(Path(kernel).with_name("net.hvt"))
+    pipe = FramePipe(mtu=1500)
+    try:
+        cfg = VmConfig(kernel=net, args=(b"10.0.0.2", b"info"), mem=32 << 20,
+                       nets=(NetSpec("service0", pipe=pipe),))
+        out = Tender(cfg, console_fd=console).run()
+    except TenderError as exc:
+        return f"run {i}: {exc.message}"
+    finally:
+        pipe.close()
+    return None if out.exit_code == 0 else f"run {i}: net status {out.exit_code}"
+
+
 def _one(i: int, kernel: str, img: Path, console: int) -> str | None:
     """Run number i; None if it ended as it should."""
     diag: list[str] = []
-    kind = i % 4
+    kind = i % 5
+    if kind == 4:
+        return _net(i, kernel, console)
     handlers = HandlerMode.PYTHON if kind == 1 else HandlerMode.NATIVE
     blocks = () if kind == 2 else (BlockSpec("storage", str(img)),)
     path = kernel if kind != 3 else str(img)      # an image is not an ELF file
