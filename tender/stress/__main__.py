@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tender.config import HandlerMode
-from tender.stress import crash, faults, leaks, load
+from tender.stress import crash, faults, leaks, load, netload
 
 MODES = [m.value for m in HandlerMode]
 
@@ -32,6 +32,12 @@ def _load(a: argparse.Namespace) -> list[str]:
                   f"after {r.start_seconds:.2f} s, done in {r.seconds:.2f} s, "
                   f"{len(r.failures)} failures")
             bad += r.failures
+    for mode in a.handlers if a.net > 0 else ():
+        r = netload.run_threads(_guest(a.guests, "net"), a.net, HandlerMode(mode))
+        print(f"{r.mode}: {r.guests} net guests at once on FramePipes, all answered ARP "
+              f"after {r.start_seconds:.2f} s, done in {r.seconds:.2f} s, "
+              f"{len(r.failures)} failures")
+        bad += r.failures
     if a.stop_race > 0:
         done, stopped, failures = load.stop_race(_guest(a.guests, "exit"), a.stop_race)
         print(f"stop race: {a.stop_race} runs, each in its own thread and stopped at a random "
@@ -71,12 +77,13 @@ def _crash(a: argparse.Namespace) -> list[str]:
 
 
 def _faults(a: argparse.Namespace) -> list[str]:
-    missing = faults.missing_tools()
-    if missing:
-        return [f"faults need {', '.join(missing)}"]
     kernel = _guest(a.guests, "records")
     bad: list[str] = []
     for scenario in faults.SCENARIOS:
+        missing = faults.missing_tools(scenario)
+        if missing:
+            bad.append(f"{scenario} needs {', '.join(missing)}")
+            continue
         for mode in a.handlers:
             r = faults.run(scenario, HandlerMode(mode), kernel)
             print(f"{r.scenario}/{r.handlers}: exit {r.status}, {r.acked} writes acknowledged, "
@@ -92,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("load", help="many guests at once")
     p.add_argument("--threads", type=int, default=50)
     p.add_argument("--processes", type=int, default=50)
+    p.add_argument("--net", type=int, default=50, help="net guests at once, in process")
     p.add_argument("--stop-race", type=int, default=1000, metavar="RUNS")
     p.add_argument("--handlers", nargs="+", choices=MODES, default=MODES)
     p.set_defaults(fn=_load)

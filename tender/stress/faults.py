@@ -56,12 +56,17 @@ class FaultReport:
     failures: tuple[str, ...]
 
 
-def missing_tools() -> list[str]:
-    """What this host lacks to run the scenarios (empty: all there)."""
-    need = ["unshare", "mount", "umount", "mkfs.ext4"]
+def missing_tools(scenario: str = "eio") -> list[str]:
+    """What this host lacks to run a scenario (empty: all there)."""
+    need = ["unshare", "mount", "umount"] + (["mkfs.ext4"] if scenario == "eio" else [])
     out = [t for t in need if shutil.which(t) is None]
     if os.geteuid() != 0:
         out.append("root")
+    elif not out and subprocess.run(["unshare", "--mount", "true"],
+                                    capture_output=True).returncode != 0:
+        out.append("a private mount namespace (unshare --mount)")
+    if scenario == "eio" and not os.path.exists("/dev/loop-control"):
+        out.append("loop devices")
     return out
 
 
