@@ -197,3 +197,43 @@ def test_out_of_fds_every_step_fails_with_one_line_and_leaks_nothing() -> None:
         assert "invalid" not in res, row
     assert sum(r["result"] == "status 0" for r in rows) >= 10     # enough fds: it runs
     assert sum(r["result"] != "status 0" for r in rows) >= 10     # and each step failed once
+
+
+class _FillingDisk:
+    """A BlockDisk object (Python handlers) that runs out of space after
+    `room` writes."""
+
+    capacity = 64 * 512
+    block_size = 512
+
+    def __init__(self, room: int) -> None:
+        self.data = bytearray(self.capacity)
+        self.room = room
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(self.data[offset:offset + length])
+
+    def write(self, offset: int, data: bytes) -> None:
+        if self.room == 0:
+            raise OSError(28, "No space left on device")
+        self.room -= 1
+        self.data[offset:offset + len(data)] = data
+
+    def sync(self) -> None:
+        pass
+
+
+def test_a_blockdisk_object_that_fails_gives_the_guest_eunspec() -> None:
+    from tender import Tender, VmConfig
+    from tender.config import BlockSpec
+
+    disk = _FillingDisk(room=3)
+    console = os.memfd_create("console")
+    out = Tender(VmConfig(kernel=guest("records"), args=(b"6",), mem=8 << 20,
+                          blocks=(BlockSpec("storage", disk=disk),)), console_fd=console).run()
+    text = os.pread(console, 1 << 16, 0).decode()
+    os.close(console)
+    assert out.exit_code == 2
+    assert "ack 2\nfail 3 ret=3\n" in text and "records: acked 3 failed 3" in text
+    assert "mismatch" not in text and "badread" not in text
+    assert bytes(disk.data[:512]) == crash.record(0)
