@@ -167,7 +167,8 @@ class Tender:
         # Held while stop() signals the vCPU thread and while that thread
         # leaves the loop: pthread_kill on a thread that has exited is
         # undefined (it can crash the process), so stop() must never race it.
-        self._thread_lock = threading.Lock()
+        # Re-entrant: a signal handler on the vCPU thread may call stop().
+        self._thread_lock = threading.RLock()
         self._closers: list[Callable[[], None]] = []
         self._keep: list[Any] = []      # C-side arrays of the current run
 
