@@ -147,8 +147,10 @@ def _inner_eio(handlers: str, kernel: str, d: Path) -> subprocess.CompletedProce
     _mount("-o", "loop", str(backing), str(mnt))
     try:
         img = mnt / "disk"
-        img.write_bytes(bytes(64 << 10))    # allocated, so only the failure can fail it
-        os.sync()
+        with open(img, "wb") as f:      # allocated, so only the shutdown can fail it
+            f.write(bytes(64 << 10))
+            f.flush()
+            os.fsync(f.fileno())
         # 32 records; after record 4 the guest waits 1 s for the shutdown.
         p = subprocess.Popen(_tender(handlers, img, kernel, "32", "1", "4", "1000"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
