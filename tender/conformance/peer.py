@@ -4,24 +4,32 @@ round trips, each checked. Runs in its own thread next to the tender."""
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from tender.conformance.model import Echo
-from tender.devices import FramePipe
 from tender.devices import frames as F
 
 HOST_MAC = bytes.fromhex("020000000001")
+
+
+class FrameEnd(Protocol):
+    """The host end of a guest NIC: a FramePipe, or a raw socket on a tap."""
+
+    def send(self, frame: bytes) -> None: ...
+
+    def recv(self, timeout: float | None = None) -> bytes | None: ...
 
 
 def _host_ip(guest_ip: str) -> str:
     return guest_ip.rsplit(".", 1)[0] + ".1"
 
 
-def _next(pipe: FramePipe, deadline: float) -> F.Frame | None:
+def _next(pipe: FrameEnd, deadline: float) -> F.Frame | None:
     got = pipe.recv(max(0.0, deadline - time.monotonic()))
     return None if got is None else F.parse(got)
 
 
-def drive(pipe: FramePipe, echo: Echo, timeout: float) -> str | None:
+def drive(pipe: FrameEnd, echo: Echo, timeout: float) -> str | None:
     """Run the exchange; None when every reply came back right, else why not."""
     deadline = time.monotonic() + timeout
     host_ip = _host_ip(echo.ip)

@@ -1,0 +1,179 @@
+"""Echo round trips per second through a FramePipe vs a tap, same run, same
+Python peer (issue #8). Printed, not asserted.
+
+    sudo .venv/bin/python bench/pipe_vs_tap.py [--count N] [--rounds R]
+
+The guest is guests/build/net.hvt (`IP limit N`). The peer is the
+conformance suite's (tender.conformance.peer.drive): ARP, then N ICMP echo
+requests, each waiting for its reply. On the pipe side it talks to a
+FramePipe the tender attaches as --net:service0=@FD; on the tap side to an
+AF_PACKET socket on the tap's host end, in a throwaway network namespace
+(no address on the tap, IPv6 off, so the kernel sends nothing of its own).
+Both tenders start the same way (the CLI, `python -m tender.cli run`);
+only the transport differs. Cells are interleaved round by round and the
+median is printed, with pipe/tap as the ratio."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tender.conformance.model import Echo  # noqa: E402
+from tender.conformance.peer import FrameEnd, drive  # noqa: E402
+from tender.devices import FramePipe  # noqa: E402
+
+GUEST = str(ROOT / "guests" / "build" / "net.hvt")
+GUEST_IP = "10.0.0.2"
+MODES = {
+    "ring": ["--handlers=native"],
+    "hypercall": ["--handlers=native", "--net-ring=off"],
+    "python": ["--handlers=python"],
+}
+_ETH_P_ALL = 0x0003
+_PACKET_OUTGOING = 4
+CELL_TIMEOUT = 60.0
+
+
+class TapEnd:
+    """A raw socket on the host side of a tap: what the guest writes to the
+    tap arrives here, what is sent here goes to the guest."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def send(self, frame: bytes) -> None:
+        self.sock.send(frame)
+
+    def recv(self, timeout: float | None = None) -> bytes | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not select.select([self.sock], [], [], left)[0]:
+                return None
+            frame, addr = self.sock.recvfrom(65536)
+            if addr[2] != _PACKET_OUTGOING:     # not our own sends echoed back
+                return frame
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process, all its threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one(opts: list[str], end: FrameEnd, count: int,
+        pass_fds: tuple[int, ...] = ()) -> tuple[float, float]:
+    """(echo round trips per second, tender CPU microseconds per round trip)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tender.cli", "run", *opts, GUEST, GUEST_IP,
+         "limit", str(count)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        pass_fds=pass_fds)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(b"NET: serving"):
+            break
+    c0 = _cpu_seconds(proc.pid)
+    t0 = time.monotonic()
+    problem = drive(end, Echo(GUEST_IP, count), CELL_TIMEOUT)
+    elapsed = time.monotonic() - t0
+    if problem:
+        proc.kill()
+    assert proc.stderr is not None
+    proc.stdout.read()
+    err = proc.stderr.read()
+    # wait4: the CPU time of the whole run, read once the tender has exited
+    # (it exits right after the last reply, so /proc may be gone already).
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu_us = (usage.ru_utime + usage.ru_stime - c0) * 1e6 / count
+    if problem or proc.returncode != 0:
+        raise SystemExit(f"run failed: {problem} (exit {proc.returncode}) {err.decode()}")
+    return count / elapsed, cpu_us
+
+
+def pipe_rate(opts: list[str], count: int) -> tuple[float, float]:
+    pipe = FramePipe()
+    try:
+        fd = pipe.guest_fileno()
+        return one([*opts, f"--net:service0=@{fd}"], pipe, count, (fd,))
+    finally:
+        pipe.close()
+
+
+def measure(count: int, rounds: int) -> None:
+    """Inside the namespace: tap0 exists and is up."""
+    raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
+    raw.bind(("tap0", 0))
+    tap = TapEnd(raw)
+    rates: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for _ in range(rounds):
+        for name, opts in MODES.items():
+            rates.setdefault((name, "pipe"), []).append(pipe_rate(opts, count))
+            rates.setdefault((name, "tap"), []).append(
+                one([*opts, "--net:service0=tap0"], tap, count))
+    raw.close()
+    print(f"echo round trips, {count} per cell, median of {rounds} rounds "
+          "(same Python peer on both); load average at the end: "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"{'':<10} {'round trips/s':>31} {'pipe':>7}   {'tender CPU us/round trip':>31}")
+    print(f"{'mode':<10} {'FramePipe':>10} {'tap':>10} {'pipe/tap':>9} {'faster':>7}   "
+          f"{'FramePipe':>10} {'tap':>10} {'pipe/tap':>9}")
+    for name in MODES:
+        pipe, tap_ = rates[(name, "pipe")], rates[(name, "tap")]
+        p, pc = (statistics.median(x) for x in zip(*pipe, strict=True))
+        t, tc = (statistics.median(x) for x in zip(*tap_, strict=True))
+        # rounds in which the pipe beat the tap (cells of a round run back to back)
+        wins = sum(a[0] > b[0] for a, b in zip(pipe, tap_, strict=True))
+        print(f"{name:<10} {p:>10.0f} {t:>10.0f} {p / t:>8.2f}x {wins:>3}/{rounds:<3}   "
+              f"{pc:>10.0f} {tc:>10.0f} {pc / tc:>8.2f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=3000, help="echoes per cell")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.inside:
+        measure(a.count, a.rounds)
+        return
+    if os.geteuid() != 0:
+        sys.exit("needs root (network namespace, tap)")
+    # SIGTERM unwinds too, so the namespace is always deleted.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    subprocess.run(["make", "-s", "-C", str(ROOT / "guests"), f"PYTHON={sys.executable}"],
+                   check=True)
+    ns = f"pyt-pvt-{secrets.token_hex(3)}"
+    ip = ["ip", "-n", ns]
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        inside = ["ip", "netns", "exec", ns]
+        for key in ("all", "default"):
+            subprocess.run([*inside, "sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1"],
+                           check=True)
+        subprocess.run([*ip, "tuntap", "add", "dev", "tap0", "mode", "tap"], check=True)
+        subprocess.run([*ip, "link", "set", "tap0", "up"], check=True)
+        # The whole measurement runs in the namespace: the raw socket on
+        # the tap, both tenders and the pipe (which no namespace affects).
+        subprocess.run([*inside, sys.executable, __file__, "--inside", "--count",
+                        str(a.count), "--rounds", str(a.rounds)], check=True)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
