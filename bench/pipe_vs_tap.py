@@ -16,12 +16,14 @@ median is printed, with pipe/tap as the ratio."""
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import secrets
 import select
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -31,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tender.conformance.model import Echo  # noqa: E402
-from tender.conformance.peer import FrameEnd, drive  # noqa: E402
+from tender.conformance.peer import HOST_MAC, FrameEnd, drive  # noqa: E402
 from tender.devices import FramePipe  # noqa: E402
 
 GUEST = str(ROOT / "guests" / "build" / "net.hvt")
@@ -44,6 +46,8 @@ MODES = {
 _ETH_P_ALL = 0x0003
 _PACKET_OUTGOING = 4
 CELL_TIMEOUT = 60.0
+_TUNSETIFF = 0x400454CA
+_IFF_TAP_NO_PI = 0x0002 | 0x1000
 
 
 class TapEnd:
@@ -114,6 +118,43 @@ def pipe_rate(opts: list[str], count: int) -> tuple[float, float]:
         pipe.close()
 
 
+def _transport_floor(count: int, raw: socket.socket, chunks: int = 10) -> tuple[float, float]:
+    """Microseconds per round trip of the transports alone, no tender and no
+    guest: one thread plays both ends (guest end write -> peer read -> peer
+    write -> guest end read) with a 98-byte echo-sized frame, in alternating
+    chunks so that load drift hits both alike. Median chunk: (pipe, tap)."""
+    frame = bytes(6) + HOST_MAC + b"\x08\x00" + bytes(84)
+    pipe = FramePipe()
+    guest_end = socket.socket(fileno=os.dup(pipe.guest_fileno()))
+    guest_end.setblocking(True)
+    tap_fd = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(tap_fd, _TUNSETIFF, struct.pack("16sH22x", b"tap0", _IFF_TAP_NO_PI))
+    tap = TapEnd(raw)
+    per = max(1, count // chunks)
+    pipe_us: list[float] = []
+    tap_us: list[float] = []
+    try:
+        for _ in range(chunks):
+            t0 = time.perf_counter()
+            for _ in range(per):
+                guest_end.send(frame)
+                pipe.send(pipe.recv(5) or b"")
+                guest_end.recv(65536)
+            t1 = time.perf_counter()
+            for _ in range(per):
+                os.write(tap_fd, frame)
+                tap.send(tap.recv(5) or b"")
+                os.read(tap_fd, 65536)
+            t2 = time.perf_counter()
+            pipe_us.append((t1 - t0) * 1e6 / per)
+            tap_us.append((t2 - t1) * 1e6 / per)
+    finally:
+        os.close(tap_fd)
+        guest_end.close()
+        pipe.close()
+    return statistics.median(pipe_us), statistics.median(tap_us)
+
+
 def measure(count: int, rounds: int) -> None:
     """Inside the namespace: tap0 exists and is up."""
     raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_ALL))
@@ -125,6 +166,7 @@ def measure(count: int, rounds: int) -> None:
             rates.setdefault((name, "pipe"), []).append(pipe_rate(opts, count))
             rates.setdefault((name, "tap"), []).append(
                 one([*opts, "--net:service0=tap0"], tap, count))
+    floor_pipe, floor_tap = _transport_floor(20 * count, raw)
     raw.close()
     print(f"echo round trips, {count} per cell, median of {rounds} rounds "
           "(same Python peer on both); load average at the end: "
@@ -140,6 +182,8 @@ def measure(count: int, rounds: int) -> None:
         wins = sum(a[0] > b[0] for a, b in zip(pipe, tap_, strict=True))
         print(f"{name:<10} {p:>10.0f} {t:>10.0f} {p / t:>8.2f}x {wins:>3}/{rounds:<3}   "
               f"{pc:>10.0f} {tc:>10.0f} {pc / tc:>8.2f}x")
+    print(f"{'transport alone (no tender, no guest), us/round trip:':<55} "
+          f"FramePipe {floor_pipe:.1f}, tap {floor_tap:.1f} ({floor_pipe / floor_tap:.2f}x)")
 
 
 def main() -> None:

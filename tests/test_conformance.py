@@ -98,11 +98,25 @@ def test_bad_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     for args, text in ((["--tender", "x", "--handlers=python"], "--handlers is for the"),
                        (["--tender", ""], "--tender needs a command"),
                        (["--tender", "'unbalanced"], "quotation"),
-                       (["--guests", str(tmp_path)], "guests not found in")):
+                       (["--guests", str(tmp_path)], "guests not found in"),
+                       (["--tender", "/nonexistent/hvt"], "command not found")):
         r = suite(*args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert r.stderr.startswith("conformance: ") and text in r.stderr, r.stderr
         assert r.stderr.count("\n") == 1 and r.stdout == ""
+
+
+@pytest.mark.usefixtures("kvm")
+def test_relative_tender_and_guests_paths(tmp_path: Path) -> None:
+    """Cases run in a temporary directory; relative paths given by the user
+    still mean what they meant where the suite was started."""
+    (tmp_path / "g").symlink_to(ROOT / "guests" / "build")
+    (tmp_path / "t").symlink_to(HVT)
+    r = subprocess.run([sys.executable, "-m", "tender.conformance", "--tender", "./t",
+                        "--guests", "g", "-k", "halt-status-7"], capture_output=True,
+                       text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("PASS halt-status-7\n1 passed, 0 failed, 0 skipped")
 
 
 def test_list_marks_pytender_only_cases() -> None:

@@ -7,7 +7,9 @@ failed, 2 if the suite could not run (bad arguments, guests not found)."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -52,10 +54,16 @@ def _target(args: argparse.Namespace) -> Target:
         return pytender_target(args.handlers or "native")
     if args.handlers is not None:
         raise SetupError("--handlers is for the built-in pytender; put options in --tender")
-    command = tuple(shlex.split(args.tender))
+    command = shlex.split(args.tender)
     if not command:
         raise SetupError("--tender needs a command")
-    return Target(command, pytender=args.pytender_only, ring=True)
+    # Cases run in a temporary directory: a relative path must not change meaning.
+    found = shutil.which(command[0])
+    if found is None:
+        raise SetupError(f"--tender: {command[0]}: command not found")
+    if "/" in command[0]:
+        command[0] = os.path.abspath(found)
+    return Target(tuple(command), pytender=args.pytender_only, ring=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ALL_PASSED
     try:
         target = _target(args)
-        guests = find_guests(args.guests, guests_needed(cases))
+        guests = find_guests(args.guests and args.guests.resolve(), guests_needed(cases))
     except (SetupError, ValueError) as exc:   # ValueError: shlex on unbalanced quotes
         print(f"conformance: {exc}", file=sys.stderr)
         return EXIT_SETUP

@@ -60,6 +60,8 @@ START = [
          opts=("--mem=0",), args=("Hello_Solo5",)),
     Case("mem-above-4gib", "hello", _fatal("exceeds the max size"),
          opts=("--mem=4098",), args=("Hello_Solo5",)),
+    Case("version-exits-0", Kernel.NONE, Expect(0), opts=("--version",)),
+    Case("help-exits-1", Kernel.NONE, Expect(1, err=("usage:",)), opts=("--help",)),
     Case("missing-kernel-operand", Kernel.NONE, _fatal("Missing KERNEL operand")),
     Case("kernel-not-elf", Kernel.NOT_ELF, _fatal(
         "invalid executable: invalid or unsupported executable "
@@ -160,8 +162,11 @@ _BLK = ("--block:storage={img0}",)
 BLOCK = [
     # Last sector, EINVAL past capacity, crossing the end, huge lengths and
     # offsets, handles 0 / entries / 2^63 / 2^32+1, bindings-style checks.
-    Case("block-bounds-and-handles-512", "blk", _ok("blk: verified 32 sectors"),
-         opts=(MEM, *_BLK), args=("full", "0"), images=(32 * 512,)),
+    # The tender checks bounds, not alignment (spec 4.4): many sectors in
+    # one request work, and so does a zero-length request.
+    Case("block-bounds-and-handles-512", "blk",
+         _ok("blk: verified 32 sectors", "multi-sector: OK", "zero-length raw read: OK"),
+         opts=(MEM, *_BLK), args=("full", "0", "multi"), images=(32 * 512,)),
     Case("block-bounds-and-handles-4096", "blk", _ok("blk: verified 32 sectors"),
          opts=(MEM, *_BLK, "--block-sector-size:storage=4096"), args=("full", "1"),
          images=(32 * 4096,)),

@@ -123,9 +123,12 @@ def _run(case: Case, target: Target, guests: Path, tmp: Path,
         names[f"pipe{i}"] = f"@{p.guest_fileno()}"
     argv = [*target.command, *(o.format(**names) for o in case.opts),
             *_kernel(case, guests, tmp), *case.args]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=tmp,
-                            pass_fds=[p.guest_fileno() for p in pipes])
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=tmp,
+                                pass_fds=[p.guest_fileno() for p in pipes])
+    except OSError as exc:
+        return [f"could not start {argv[0]}: {exc.strerror}"]
     peer_errors: list[str] = []
     drivers = [threading.Thread(target=_drive, args=(p, e, peer_errors), daemon=True)
                for p, e in zip(pipes, case.pipes, strict=True) if e.count]
