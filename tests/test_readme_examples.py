@@ -1,6 +1,7 @@
-"""README "Scripting a guest": each snippet marked `<!-- example: PATH -->`
-is the example file PATH byte for byte; the files themselves run in
-test_examples.py, test_plugin.py and test_script.py."""
+"""README "Scripting a guest" and "Conformance suite": each snippet marked
+`<!-- example: PATH -->` is the example file PATH byte for byte; the files
+themselves run in test_examples.py, test_plugin.py, test_script.py and
+test_conformance.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def test_readme_snippets_are_the_example_files() -> None:
     assert {path for path, _ in found} == {
         "examples/intercept_library.py", "examples/fail_third_write.py",
         "examples/frozen_clock.py", "examples/test_guest.py",
+        "examples/conformance_subset.py",
     }
     for path, body in found:
         assert body == (ROOT / path).read_text(), f"README snippet differs from {path}"
