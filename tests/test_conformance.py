@@ -94,6 +94,14 @@ def test_a_tender_that_loses_its_messages_fails_the_message_cases(tmp_path: Path
     assert got["block-image-empty"][0] == "FAIL"
 
 
+@pytest.mark.usefixtures("kvm")
+def test_ring_cases_skip_when_another_tender_offers_no_ring() -> None:
+    """The ring is optional (spec 5.1); pytender itself (native) must offer it."""
+    r = suite("--tender", f"{HVT} --handlers=python", "--pytender-only", "-k", "ring-bad-op")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert verdicts(r.stdout) == {"ring-bad-op": ("SKIP", "the tender offered no net ring")}
+
+
 def test_bad_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
     for args, text in ((["--tender", "x", "--handlers=python"], "--handlers is for the"),
                        (["--tender", ""], "--tender needs a command"),

@@ -63,7 +63,7 @@ def _target(args: argparse.Namespace) -> Target:
         raise SetupError(f"--tender: {command[0]}: command not found")
     if "/" in command[0]:
         command[0] = os.path.abspath(found)
-    return Target(tuple(command), pytender=args.pytender_only, ring=True)
+    return Target(tuple(command), pytender=args.pytender_only, ring=None)
 
 
 def main(argv: list[str] | None = None) -> int:
