@@ -10,6 +10,8 @@
  * info:        print MAC and MTU of each device, then exit SUCCESS
  * ping PEER N:  the guest asks instead: ARP for PEER on the first device,
  *              then N echo requests, each waiting (5 s) for its reply
+ * hc-hostile KIND: one raw NET hypercall with a bad handle or pointer; see
+ *              hc_hostile() for the kinds.
  * ring-hostile KIND: post one bad entry straight into the shared ring (no
  *              runtime helper) and see what the host I/O thread does; see
  *              ring_hostile() for the kinds. Needs the ring.
@@ -435,6 +437,76 @@ fail:
     return EXIT_FAILURE;
 }
 
+/* ---- hc-hostile ------------------------------------------------------------
+ * Raw NET_WRITE / NET_READ hypercalls with bad handles and pointers, ring or
+ * not (spec 4.4). Kinds that the tender must survive print SUCCESS:
+ *   bad-handle   handles 0, 63 and 2^32+handle: EINVAL for read and write
+ *   read-empty   nothing queued: AGAIN, len left as it was
+ * Fatal kinds (the tender must end the run; surviving prints FAILURE):
+ *   write-oob    16 bytes from the last byte of RAM
+ *   read-oob     64 bytes at M (beyond guest memory)
+ *   read-lowmem  into the tender's page tables at 0x2000
+ *   read-text    into our own .text
+ */
+static int hc_net_raw(uint32_t nr, uint64_t handle, uint64_t data, uint64_t len,
+                      uint64_t *len_out)
+{
+    volatile struct hc_net a;
+    a.handle = handle;
+    a.data = data;
+    a.len = len;
+    a.ret = -1;
+    hypercall(nr, &a);
+    if (len_out)
+        *len_out = a.len;
+    return a.ret;
+}
+
+static int hc_hostile(const char *kind, uint64_t handle)
+{
+    uint64_t mem = rt_bootinfo->mem_size, len = 0;
+    uint64_t text = (uint64_t)(uintptr_t)&hc_hostile;
+
+    printf("NET: hc-hostile %s\n", kind);
+    if (strcmp(kind, "bad-handle") == 0) {
+        static const uint64_t bad[] = { 0, 63, (1ULL << 32) + 1 };
+        for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            int w = hc_net_raw(HC_NET_WRITE, bad[i], (uintptr_t)buf, 60, NULL);
+            int r = hc_net_raw(HC_NET_READ, bad[i], (uintptr_t)buf, sizeof buf, NULL);
+            printf("NET: handle 0x%lx: write ret %d, read ret %d\n",
+                   (unsigned long)bad[i], w, r);
+            if (w != RES_EINVAL || r != RES_EINVAL) {
+                puts("FAILURE: expected EINVAL\n");
+                return EXIT_FAILURE;
+            }
+        }
+    } else if (strcmp(kind, "read-empty") == 0) {
+        int r = hc_net_raw(HC_NET_READ, handle, (uintptr_t)buf, 1234, &len);
+        printf("NET: empty read ret %d len %lu\n", r, (unsigned long)len);
+        if (r != RES_AGAIN || len != 1234) {
+            puts("FAILURE: expected AGAIN with len unchanged\n");
+            return EXIT_FAILURE;
+        }
+    } else {
+        if (strcmp(kind, "write-oob") == 0)
+            hc_net_raw(HC_NET_WRITE, handle, mem - 1, 16, NULL);
+        else if (strcmp(kind, "read-oob") == 0)
+            hc_net_raw(HC_NET_READ, handle, mem, 64, NULL);
+        else if (strcmp(kind, "read-lowmem") == 0)
+            hc_net_raw(HC_NET_READ, handle, 0x2000, 64, NULL);
+        else if (strcmp(kind, "read-text") == 0)
+            hc_net_raw(HC_NET_READ, handle, text, 64, NULL);
+        else {
+            printf("FAILURE: unknown hc-hostile kind '%s'\n", kind);
+            return EXIT_FAILURE;
+        }
+        puts("FAILURE: survived\n");
+        return EXIT_FAILURE;
+    }
+    puts("SUCCESS\n");
+    return EXIT_SUCCESS;
+}
+
 int app_main(const char *cmdline)
 {
     const struct mft *m = rt_manifest();
@@ -443,7 +515,7 @@ int app_main(const char *cmdline)
     unsigned n_ips = 0;
     long limit = 0, ping = 0;
     int info = 0;
-    char hostile[32] = "";
+    char hostile[32] = "", hc_kind[32] = "";
 
     for (uint32_t i = 1; i < m->entries && n_nics < MAX_NICS; i++) {
         if (m->e[i].type != MFT_NET_BASIC)
@@ -475,6 +547,11 @@ int app_main(const char *cmdline)
             }
         } else if (strcmp(word, "info") == 0) {
             info = 1;
+        } else if (strcmp(word, "hc-hostile") == 0) {
+            if (!next_word(&p, hc_kind, sizeof hc_kind)) {
+                puts("FAILURE: hc-hostile needs a kind\n");
+                return EXIT_FAILURE;
+            }
         } else if (strcmp(word, "ring-hostile") == 0) {
             if (!next_word(&p, hostile, sizeof hostile)) {
                 puts("FAILURE: ring-hostile needs a kind\n");
@@ -496,6 +573,8 @@ int app_main(const char *cmdline)
     }
     if (hostile[0])
         return n_nics ? ring_hostile(hostile, (uint32_t)nics[0].handle) : EXIT_FAILURE;
+    if (hc_kind[0])
+        return n_nics ? hc_hostile(hc_kind, nics[0].handle) : EXIT_FAILURE;
     if (info) {
         puts("SUCCESS\n");
         return EXIT_SUCCESS;

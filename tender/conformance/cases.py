@@ -229,6 +229,22 @@ NET = [
          opts=(MEM, *_NET, "--net:service1={pipe1}"),
          args=("10.0.0.2", "10.1.0.2", "limit", "10"),
          pipes=(Echo(count=10), Echo(ip="10.1.0.2", count=10)), pytender_only=_AT_FD),
+    # Raw NET_WRITE / NET_READ hypercalls (4.4): bad handles, nothing queued,
+    # bad pointers; the hypercall path in every handler mode.
+    Case("net-bad-handles-einval", "net", _ok("handle 0x100000001: write ret 2, read ret 2"),
+         opts=(MEM, *_NET), args=("hc-hostile", "bad-handle"), pipes=(Echo(),),
+         pytender_only=_AT_FD),
+    Case("net-read-nothing-queued-again", "net", _ok("empty read ret 1 len 1234"),
+         opts=(MEM, *_NET), args=("hc-hostile", "read-empty"), pipes=(Echo(),),
+         pytender_only=_AT_FD),
+    *(Case(f"net-{kind}", "net", _fatal(msg), opts=(MEM, *_NET), args=("hc-hostile", kind),
+           pipes=(Echo(),), pytender_only=why)
+      for kind, msg, why in (
+          ("write-oob", "Invalid guest access: gpa=0x3ffffff, sz=16", _AT_FD),
+          ("read-oob", "Invalid guest access: gpa=0x4000000, sz=64", _AT_FD),
+          ("read-lowmem", "Invalid guest access: gpa=0x2000, sz=64",
+           "host writes refused below 0x100000"),
+          ("read-text", ", sz=64", "host writes into read-only segments refused"))),
     # The ring I/O thread against entries posted straight into the ring (5.4).
     *(Case(f"ring-{kind}", "net", _fatal(msg), opts=(MEM, *_NET), args=("ring-hostile", kind),
            pipes=(Echo(),), pytender_only=_AT_FD, needs_ring=True)
