@@ -11,22 +11,23 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tender.abi import Hypercall, Result
-    from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
+    from tender.config import BlockSpec, CpuidMode, HandlerMode, NetSpec, VmConfig
     from tender.errors import InterceptError, TenderError
     from tender.intercept import Call
     from tender.session import Outcome
     from tender.vm import Tender, run
 
 _WHERE = {
-    "BlockSpec": "tender.config", "HandlerMode": "tender.config", "NetSpec": "tender.config",
+    "BlockSpec": "tender.config", "CpuidMode": "tender.config",
+    "HandlerMode": "tender.config", "NetSpec": "tender.config",
     "VmConfig": "tender.config", "TenderError": "tender.errors", "Outcome": "tender.session",
     "Tender": "tender.vm", "run": "tender.vm", "Hypercall": "tender.abi",
     "Result": "tender.abi", "Call": "tender.intercept", "InterceptError": "tender.errors",
 }
 
 __all__ = [
-    "BlockSpec", "Call", "HandlerMode", "Hypercall", "InterceptError", "NetSpec", "Outcome",
-    "Result", "Tender", "TenderError", "VmConfig", "run",
+    "BlockSpec", "Call", "CpuidMode", "HandlerMode", "Hypercall", "InterceptError", "NetSpec",
+    "Outcome", "Result", "Tender", "TenderError", "VmConfig", "run",
 ]
 
 

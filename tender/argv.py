@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 
 from tender import abi
-from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
+from tender.config import BlockSpec, CpuidMode, HandlerMode, NetSpec, VmConfig
 from tender.errors import TenderError, UsageError
 from tender.layout import parse_mem_arg
 from tender.manifest import Manifest
@@ -53,6 +53,8 @@ pytender options:
     [ --trace=FILE ] (one JSON line per hypercall and exit)
     [ --net-ring=on|off ] (offer the net ring to the guest; default on)
     [ --script=FILE.py ] (a Python file defining intercept = {{Hypercall.X: fn}})
+    [ --wx=on|off ] (W^X guest page tables, read-only tender memory; default on)
+    [ --cpuid=filtered|host ] (CPUID table the guest sees; default filtered)
 """
 
 
@@ -130,6 +132,8 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
     trace: str | None = None
     net_ring = True
     script: str | None = None
+    wx = True
+    cpuid = CpuidMode.FILTERED
     order: dict[str, None] = {}     # device names, in command-line order
     error: TenderError | None = None
     try:
@@ -178,6 +182,10 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
                 gdb_port = int(m[1])
             elif arg in ("--net-ring=on", "--net-ring=off"):
                 net_ring = arg == "--net-ring=on"
+            elif arg in ("--wx=on", "--wx=off"):
+                wx = arg == "--wx=on"
+            elif arg in ("--cpuid=filtered", "--cpuid=host"):
+                cpuid = CpuidMode(arg.split("=", 1)[1])
             elif arg.startswith("--trace=") and len(arg) > len("--trace="):
                 trace = arg[len("--trace="):]
             elif arg.startswith("--script=") and len(arg) > len("--script="):
@@ -203,4 +211,6 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
         trace=trace,
         net_ring=net_ring,
         script=script,
+        wx=wx,
+        cpuid=cpuid,
     ), error

@@ -20,6 +20,11 @@ class HandlerMode(enum.Enum):
     PYTHON = "python"   # the reference handlers for everything
 
 
+class CpuidMode(enum.Enum):
+    FILTERED = "filtered"   # what a unikernel needs (tender/kvm/cpuid.py)
+    HOST = "host"           # KVM's supported table unchanged, as solo5-hvt
+
+
 @dataclass(frozen=True)
 class BlockSpec:
     """A block device: an image file (`path`) or a Python object (`disk`,
@@ -68,3 +73,5 @@ class VmConfig:
     trace: str | None = None
     net_ring: bool = True       # offer HVT_FEATURE_RING_IO (native handlers only)
     script: str | None = None   # --script=FILE.py: a file defining `intercept = {...}`
+    wx: bool = True             # W^X guest paging, read-only low memory (issue 9)
+    cpuid: CpuidMode = CpuidMode.FILTERED

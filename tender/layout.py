@@ -122,64 +122,92 @@ class CpuPlan:
 
 
 PTE_NX = 1 << 63
+PTE_A = 1 << 5          # accessed
+PTE_D = 1 << 6          # dirty (leaf entries only)
 EFER_NXE = 1 << 11
-# Spare pages below the boot info for 4 KiB tables of 2 MiB regions that mix
-# executable and non-executable pages (PT0 covers the first region).
+# Spare pages below the boot info for 4 KiB tables of 2 MiB regions whose
+# pages do not all share one set of permissions (PT0 covers the first region).
 EXTRA_PT_BASE = 0x9000
 EXTRA_PT_COUNT = 7
 
-
-def _exec_pages(text: tuple[tuple[int, int], ...]) -> set[int]:
-    return {a >> 12 for start, end in text for a in range(start, end, abi.PAGE_SIZE)}
+Ranges = tuple[tuple[int, int], ...]
 
 
-def page_tables(
-    alloc: int, text: tuple[tuple[int, int], ...] | None = None
-) -> tuple[tuple[int, bytes], ...]:
+@dataclass(frozen=True)
+class WxMap:
+    """W^X paging input: [start, end) ranges of the executable segments
+    (mapped R+X) and of the other read-only segments (R, NX). Every other
+    page is RW+NX. Accessed/dirty bits are preset in every entry, so the
+    CPU never writes the tables (they sit in read-only guest memory)."""
+
+    text: Ranges = ()
+    read_only: Ranges = ()
+
+
+def _in(addr: int, ranges: Ranges) -> bool:
+    return any(s <= addr < e for s, e in ranges)
+
+
+def _overlaps(lo: int, hi: int, ranges: Ranges) -> bool:
+    return any(s < hi and lo < e for s, e in ranges)
+
+
+def _leaf(addr: int, wx: WxMap | None, writable: bool) -> int:
+    """P/RW/NX/A/D bits of the page at `addr` (writable: spec 3.3's view)."""
+    if wx is None:
+        return abi.PTE_P | (abi.PTE_RW if writable else 0)
+    flags = abi.PTE_P | PTE_A | PTE_D
+    if _in(addr, wx.text):
+        return flags
+    if writable and not _in(addr, wx.read_only):
+        flags |= abi.PTE_RW
+    return flags | PTE_NX
+
+
+def page_tables(alloc: int, wx: WxMap | None = None) -> tuple[tuple[int, bytes], ...]:
     """Identity map: 4 KiB pages below 2 MiB (low 64 KiB absent, boot info
     region read-only), 2 MiB pages for the rest of the allocation.
 
-    With `text` (the [start, end) ranges of the executable segments) every
-    other page is NX, and a 2 MiB region that mixes both gets a 4 KiB table
-    of its own (while spare table pages last; past that the region stays
-    executable). Without it: spec 3.3 exactly (no NX)."""
-    nx = PTE_NX if text is not None else 0
-    xpages = _exec_pages(text or ())
-    pml4 = struct.pack("<Q", abi.PDPT_BASE | abi.PTE_P | abi.PTE_RW) + bytes(4088)
+    Without `wx`: spec 3.3 exactly (everything RWX). With it: see WxMap; a
+    2 MiB region whose pages differ gets a 4 KiB table of its own while
+    spare table pages last (past that it gets the union of its pages'
+    rights: writable and executable)."""
+    dirs = abi.PTE_P | abi.PTE_RW | (PTE_A if wx is not None else 0)
+    pml4 = struct.pack("<Q", abi.PDPT_BASE | dirs) + bytes(4088)
     pdpt = struct.pack(
-        "<4Q", *((abi.PD_BASE + i * abi.PAGE_SIZE) | abi.PTE_P | abi.PTE_RW for i in range(4))
+        "<4Q", *((abi.PD_BASE + i * abi.PAGE_SIZE) | dirs for i in range(4))
     ) + bytes(4096 - 32)
-
-    def pte(addr: int, flags: int) -> int:
-        return addr | flags | (0 if (addr >> 12) in xpages else nx)
-
     pd = [0] * 2048
-    pd[0] = abi.PT0_BASE | abi.PTE_P | abi.PTE_RW
+    pd[0] = abi.PT0_BASE | dirs
     extra: list[tuple[int, bytes]] = []
+    marked = (*wx.text, *wx.read_only) if wx is not None else ()
     for k in range(1, 2048):
         base = k * abi.HUGE_PAGE
         if base >= alloc:
             break
-        inside = {p for p in range(base >> 12, (base + abi.HUGE_PAGE) >> 12) if p in xpages}
-        flags = abi.PTE_P | abi.PTE_RW
-        if not inside or not nx:
-            pd[k] = base | flags | abi.PTE_PS | nx
-        elif len(inside) == 512 or len(extra) == EXTRA_PT_COUNT:
-            pd[k] = base | flags | abi.PTE_PS
-        else:
+        end = base + abi.HUGE_PAGE
+        if not _overlaps(base, end, marked):
+            pd[k] = base | abi.PTE_PS | _leaf(base, wx, True)
+            continue
+        assert wx is not None
+        ptes = [base + i * abi.PAGE_SIZE | _leaf(base + i * abi.PAGE_SIZE, wx, True)
+                for i in range(512)]
+        kinds = {p & (0xFFF | PTE_NX) for p in ptes}
+        if len(kinds) == 1:
+            pd[k] = base | abi.PTE_PS | kinds.pop()
+        elif len(extra) < EXTRA_PT_COUNT:
             gpa = EXTRA_PT_BASE + len(extra) * abi.PAGE_SIZE
-            pd[k] = gpa | flags
-            extra.append((gpa, struct.pack(
-                "<512Q", *(pte(base + i * abi.PAGE_SIZE, flags) for i in range(512)))))
+            pd[k] = gpa | dirs
+            extra.append((gpa, struct.pack("<512Q", *ptes)))
+        else:
+            pd[k] = base | abi.PTE_PS | abi.PTE_P | abi.PTE_RW | PTE_A | PTE_D
     pt0 = []
     for i in range(512):
         addr = i * abi.PAGE_SIZE
         if addr < abi.BOOT_INFO_BASE:
             pt0.append(0)
-        elif addr < abi.GUEST_MIN_BASE:
-            pt0.append(pte(addr, abi.PTE_P))
         else:
-            pt0.append(pte(addr, abi.PTE_P | abi.PTE_RW))
+            pt0.append(addr | _leaf(addr, wx, addr >= abi.GUEST_MIN_BASE))
     return (
         (abi.PML4_BASE, pml4),
         (abi.PDPT_BASE, pdpt),
@@ -203,16 +231,18 @@ def cmdline_bytes(args: tuple[bytes, ...]) -> bytes:
 
 
 def cpu_plan(
-    entry: int, mem: MemSize, text: tuple[tuple[int, int], ...] | None = None
+    entry: int, mem: MemSize, wx: WxMap | None = None
 ) -> CpuPlan:
-    """`text` given: W^X paging (see page_tables) and EFER.NXE."""
+    """`wx` given: W^X paging (see page_tables) and EFER.NXE (CR0.WP is
+    always set, as spec 3.6). The GDT's descriptors have their accessed
+    bits preset (types 9 and 3), so the CPU never writes it either."""
     return CpuPlan(
-        blobs=((abi.GDT_BASE, gdt()), *page_tables(mem.alloc, text)),
+        blobs=((abi.GDT_BASE, gdt()), *page_tables(mem.alloc, wx)),
         rip=entry,
         rsp=mem.guest - 8,
         rdi=abi.BOOT_INFO_BASE,
         rflags=0x2,
-        sregs=SpecialRegs(efer=EFER | (EFER_NXE if text is not None else 0)),
+        sregs=SpecialRegs(efer=EFER | (EFER_NXE if wx is not None else 0)),
     )
 
 

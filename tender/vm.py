@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from tender import abi, elf, layout
+from tender import abi, elf, layout, wx
 from tender import manifest as mft
 from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
 from tender.devices.block import BlockDevice, open_disk
@@ -171,6 +171,7 @@ class Tender:
         self._thread_lock = threading.RLock()
         self._closers: list[Callable[[], None]] = []
         self._keep: list[Any] = []      # C-side arrays of the current run
+        self._wx_protected: layout.Ranges | None = None
 
     def stop(self) -> None:
         """Stop a running guest from any thread: run() raises Stopped soon
@@ -262,6 +263,7 @@ class Tender:
         _load_run_modules()
         from tender.kvm import Kvm
         from tender.kvm import setup as ksetup
+        from tender.kvm.memslots import map_ram, protect_low
 
         cfg = self.config
         if self._guest is None:
@@ -288,8 +290,8 @@ class Tender:
         self._closers.append(vcpu.close)
         mem = GuestMemory(mem_size.alloc, mem_size.guest)
         self._closers.append(mem.close)
-        vm.require_user_memory()
-        vm.set_user_memory_region(0, 0, mem_size.alloc, mem.host_address)
+        low_end = wx.LOW_MEMORY[1] if cfg.wx else 0
+        low_slot = map_ram(vm, mem, low_end)
 
         # Step 8: the ELF image; host pages of text/rodata become read-only
         # and no guest page is ever host-executable.
@@ -307,10 +309,11 @@ class Tender:
             mem.protect(seg.start, seg.end, prot)
 
         # Step 10: vCPU.
-        cpu = layout.cpu_plan(plan.entry, mem_size)
+        cpu = layout.cpu_plan(plan.entry, mem_size,
+                              wx.wx_map(plan.segments) if cfg.wx else None)
         for gpa, blob in cpu.blobs:
             mem.load(gpa, blob)
-        ksetup.setup_cpuid(kvm, vcpu)
+        ksetup.setup_cpuid(kvm, vcpu, cfg.cpuid)
         ksetup.setup_sregs(vcpu, cpu)
         tsc_hz = ksetup.tsc_hz(kvm, vcpu)
         ksetup.setup_regs(vcpu, cpu)
@@ -357,6 +360,10 @@ class Tender:
             ring_active=ring is not None,
         ):
             mem.load(gpa, blob)
+        if low_end and not low_slot:
+            protect_low(mem, low_end)
+        # What a W^X #PF may have written to (classify_abort); None: --wx=off.
+        self._wx_protected = (*mem.read_only, wx.LOW_MEMORY) if cfg.wx else None
 
         running = RunningVm(cfg, mem, manifest, ctx, vcpu, self._diag)
         table = self._icpt.wrap(dispatch_table(bool(blocks), bool(nets)))
@@ -467,6 +474,9 @@ class Tender:
                     h = self._icpt.halt(mem, e.data)
                     for hook in self._run_halt_hooks:
                         hook(vm, h)
+                    if self._wx_protected is not None and (fault := wx.classify_abort(
+                            h.status, h.trap_frame, self._wx_protected)):
+                        raise GuestFault(fault)
                     return outcome(h.status, h.trap_frame)
                 handler = table.get(nr)
                 if handler is None:

@@ -124,21 +124,28 @@ def test_cpu_plan() -> None:
 
 
 def test_wx_page_tables_nx_outside_text() -> None:
-    """Text pages stay executable; every other mapped page gets NX, and a
-    2 MiB region that mixes both is split into 4 KiB pages."""
+    """Text pages are R+X, rodata R+NX, everything else RW+NX; accessed and
+    dirty bits preset; a 2 MiB region whose pages differ is split into 4 KiB
+    pages, a uniform one stays a 2 MiB page."""
     import struct
 
-    nx = layout.PTE_NX
-    text = ((0x100000, 0x105000), (0x400000, 0x401000))
-    blobs = dict(layout.page_tables(64 * MIB, text))
+    nx, ad = layout.PTE_NX, layout.PTE_A | layout.PTE_D
+    wx = layout.WxMap(text=((0x100000, 0x105000), (0x400000, 0x401000)),
+                      read_only=((0x105000, 0x107000), (0x600000, 0x800000)))
+    blobs = dict(layout.page_tables(64 * MIB, wx))
     pt0 = struct.unpack("<512Q", blobs[0x8000])
     pd = struct.unpack("<2048Q", blobs[0x4000])
-    assert pt0[256] == 0x100003 and pt0[260] == 0x104003
-    assert pt0[261] == 0x105003 | nx and pt0[16] == 0x10001 | nx and pt0[0] == 0
-    assert pd[1] == 0x200083 | nx
-    assert pd[2] == layout.EXTRA_PT_BASE | 3
+    pml4 = struct.unpack("<Q", blobs[0x2000][:8])[0]
+    assert pml4 == 0x3000 | 3 | layout.PTE_A and pd[0] == 0x8000 | 3 | layout.PTE_A
+    assert pt0[256] == 0x100001 | ad and pt0[260] == 0x104001 | ad      # text: R+X
+    assert pt0[261] == 0x105001 | ad | nx                                # rodata: R
+    assert pt0[263] == 0x107003 | ad | nx and pt0[16] == 0x10001 | ad | nx
+    assert pt0[0] == 0 and pt0[15] == 0                                  # low 64 KiB absent
+    assert pd[1] == 0x200083 | ad | nx
+    assert pd[2] == layout.EXTRA_PT_BASE | 3 | layout.PTE_A
+    assert pd[3] == 0x600081 | ad | nx                                   # uniform rodata
     pt = struct.unpack("<512Q", blobs[layout.EXTRA_PT_BASE])
-    assert pt[0] == 0x400003 and pt[1] == 0x401003 | nx
-    plan = layout.cpu_plan(0x100000, layout.mem_size(64 * MIB, False), text)
-    assert plan.sregs.efer == 0x500 | layout.EFER_NXE
+    assert pt[0] == 0x400001 | ad and pt[1] == 0x401003 | ad | nx
+    plan = layout.cpu_plan(0x100000, layout.mem_size(64 * MIB, False), wx)
+    assert plan.sregs.efer == 0x500 | layout.EFER_NXE and plan.sregs.cr0 & (1 << 16)
     assert layout.EXTRA_PT_BASE not in dict(layout.page_tables(64 * MIB))

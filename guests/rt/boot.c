@@ -19,23 +19,8 @@ void rt_trap_handler(uint64_t *regs) __attribute__((noreturn));
 int rt_tls_selfcheck(void);
 extern const uint64_t rt_trap_stubs[32];           /* start.S */
 
-/* ---- MSR helpers ---------------------------------------------------------- */
-
-static inline void wrmsr(uint32_t msr, uint64_t v)
-{
-    __asm__ __volatile__("wrmsr" :: "c"(msr), "a"((uint32_t)v),
-                         "d"((uint32_t)(v >> 32)) : "memory");
-}
-
-static inline uint64_t rdmsr(uint32_t msr)
-{
-    uint32_t lo, hi;
-    __asm__ __volatile__("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
-    return ((uint64_t)hi << 32) | lo;
-}
-
-void rt_set_fs_base(uint64_t base) { wrmsr(MSR_FS_BASE, base); }
-uint64_t rt_get_fs_base(void) { return rdmsr(MSR_FS_BASE); }
+void rt_set_fs_base(uint64_t base) { rt_wrmsr(MSR_FS_BASE, base); }
+uint64_t rt_get_fs_base(void) { return rt_rdmsr(MSR_FS_BASE); }
 
 /* ---- GDT / TSS / IDT ---------------------------------------------------- */
 

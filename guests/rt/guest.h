@@ -29,6 +29,21 @@ static inline void raw_outl(uint16_t port, uint32_t val)
     __asm__ __volatile__("outl %0, %1" :: "a"(val), "d"(port) : "memory");
 }
 
+/* ---- MSRs --------------------------------------------------------------- */
+
+static inline uint64_t rt_rdmsr(uint32_t msr)
+{
+    uint32_t lo, hi;
+    __asm__ __volatile__("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static inline void rt_wrmsr(uint32_t msr, uint64_t v)
+{
+    __asm__ __volatile__("wrmsr" :: "c"(msr), "a"((uint32_t)v),
+                         "d"((uint32_t)(v >> 32)) : "memory");
+}
+
 /* ---- application entry point ------------------------------------------- */
 
 /* Provided by each guest. CMDLINE has the leading --solo5:* options

@@ -90,14 +90,32 @@ class _Runner:
         self._ffi.release(self.run_ptr)
 
 
+# Three page-table pages below the scratch page: the experiments run on a
+# private identity map of the scratch page's 2 MiB region, RWX, because the
+# guest's own W^X tables (issue 9) map it NX. The saved sregs restore CR3.
+TABLE_PAGES = 3
+
+
+def _private_tables(s: int) -> bytes:
+    """PML4, PDPT, PD at s - 3, s - 2, s - 1 pages mapping s's 2 MiB region."""
+    t = s - TABLE_PAGES * PAGE_SIZE
+    pml4 = bytearray(PAGE_SIZE)
+    pdpt = bytearray(PAGE_SIZE)
+    pd = bytearray(PAGE_SIZE)
+    struct.pack_into("<Q", pml4, 8 * ((s >> 39) & 511), (t + PAGE_SIZE) | 0x23)
+    struct.pack_into("<Q", pdpt, 8 * ((s >> 30) & 511), (t + 2 * PAGE_SIZE) | 0x23)
+    struct.pack_into("<Q", pd, 8 * ((s >> 21) & 511), (s & ~0x1FFFFF) | 0xE3)   # P RW A D PS
+    return bytes(pml4 + pdpt + pd)
+
+
 def _scratch_page(mem: GuestMemory) -> int | None:
     """A page near the top of RAM that the tender may write (not a read-only
-    ELF segment, whose host pages would fault): zero at boot, as the guest's
-    stack has not run yet."""
+    ELF segment, whose host pages would fault), with room for the private
+    tables below it: zero at boot, as the guest's stack has not run yet."""
     s = mem.size - 4 * PAGE_SIZE
-    while s >= mem.write_floor:
+    while s - TABLE_PAGES * PAGE_SIZE >= mem.write_floor:
         try:
-            mem.check_write(s, PAGE_SIZE)
+            mem.check_write(s - TABLE_PAGES * PAGE_SIZE, (TABLE_PAGES + 1) * PAGE_SIZE)
             return s
         except TenderError:
             s -= PAGE_SIZE
@@ -109,11 +127,16 @@ def probe(vcpu: Any, mem: GuestMemory) -> DebugCaps:
     s = _scratch_page(mem)
     if s is None:
         return UNKNOWN
-    saved_mem = bytes(mem.view[s : s + PAGE_SIZE])
+    low = s - TABLE_PAGES * PAGE_SIZE
+    saved_mem = bytes(mem.view[low : s + PAGE_SIZE])
     saved_regs, saved_sregs = vcpu.get_regs(), vcpu.get_sregs()
     runner = None
     try:
+        mem.view[low:s] = _private_tables(s)
         mem.view[s : s + len(CODE)] = CODE
+        sregs = vcpu.get_sregs()
+        sregs.cr3 = low
+        vcpu.set_sregs(sregs)
         runner = _Runner(vcpu, mem, s)
         en = k.GUESTDBG_ENABLE
         r = runner.once(s, en | k.GUESTDBG_SINGLESTEP, {})
@@ -139,4 +162,4 @@ def probe(vcpu: Any, mem: GuestMemory) -> DebugCaps:
         vcpu.set_guest_debug(k.GuestDebug())
         vcpu.set_sregs(saved_sregs)
         vcpu.set_regs(saved_regs)
-        mem.view[s : s + PAGE_SIZE] = saved_mem
+        mem.view[low : s + PAGE_SIZE] = saved_mem

@@ -32,6 +32,9 @@ CAP_USER_MEMORY = 3
 CAP_IOEVENTFD = 36
 CAP_GET_TSC_KHZ = 61
 CAP_SET_GUEST_DEBUG2 = 195   # returns the supported GUESTDBG_* flags
+CAP_READONLY_MEM = 81
+
+MEM_READONLY = 2             # kvm_userspace_memory_region.flags
 
 # kvm_guest_debug.control
 GUESTDBG_ENABLE = 0x1

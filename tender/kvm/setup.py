@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tender.config import CpuidMode
 from tender.errors import KvmError
 from tender.kvm import ioctls as k
 from tender.kvm.system import Kvm
@@ -15,9 +16,15 @@ def _seg(dst: k.Segment, src: Seg) -> None:
         setattr(dst, name, getattr(src, name))
 
 
-def setup_cpuid(kvm: Kvm, vcpu: VcpuFd) -> None:
-    """KVM's supported CPUID, passed unchanged, as solo5-hvt does."""
-    vcpu.set_cpuid2(kvm.supported_cpuid())
+def setup_cpuid(kvm: Kvm, vcpu: VcpuFd, mode: CpuidMode = CpuidMode.HOST) -> None:
+    """KVM's supported CPUID: unchanged (HOST, as solo5-hvt) or through the
+    unikernel filter (tender/kvm/cpuid.py)."""
+    table = kvm.supported_cpuid()
+    if mode is CpuidMode.FILTERED:
+        from tender.kvm.cpuid import filter_table
+
+        table = filter_table(table)
+    vcpu.set_cpuid2(table)
 
 
 def tsc_hz(kvm: Kvm, vcpu: VcpuFd) -> int:
