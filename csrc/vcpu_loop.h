@@ -38,6 +38,8 @@ struct vl_vcpu {
     struct vl_device devices[VL_MAX_DEVICES];
     uint64_t counts[VL_NR_MAX];  /* hypercalls served natively, by nr */
     uint64_t exits;              /* KVM_RUN returns */
+    uint32_t report_msr;         /* also return refused MSR accesses to Python */
+    uint64_t msr_denied;         /* RDMSR/WRMSR the MSR filter refused (#GP) */
 };
 
 struct vl_exit {
@@ -54,6 +56,8 @@ struct vl_exit {
     uint32_t suberror;
     uint64_t fail_reason;
     char msg[256];
+    uint32_t msr_index;          /* KVM_EXIT_X86_RDMSR/WRMSR (already refused) */
+    uint64_t msr_data;           /* the value a WRMSR tried to write */
 };
 
 int vl_run(struct vl_vcpu *v, struct vl_exit *e);

@@ -31,6 +31,7 @@ class Outcome:
     status: int                                  # as passed to HALT (i32)
     trap_frame: tuple[int, ...] | None = None    # cr2 ec rip cs rflags rsp ss
     hypercalls: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    msr_denied: int = 0                          # RDMSR/WRMSR refused by the MSR filter
 
     @property
     def exit_code(self) -> int:

@@ -126,7 +126,8 @@ def _load_run_modules() -> None:
     from importlib import import_module
 
     try:
-        for name in ("tender._vcpu", "tender.kvm", "tender.kvm.setup"):
+        for name in ("tender._vcpu", "tender.kvm", "tender.kvm.setup", "tender.kvm.cpuid",
+                     "tender.kvm.memslots", "tender.kvm.msr"):
             import_module(name)
     except (OSError, ImportError) as exc:
         raise KvmError(f"could not load the run loop: {exc}") from None
@@ -261,7 +262,7 @@ class Tender:
 
     def _run(self) -> Outcome:
         _load_run_modules()
-        from tender.kvm import Kvm
+        from tender.kvm import Kvm, msr
         from tender.kvm import setup as ksetup
         from tender.kvm.memslots import map_ram, protect_low
 
@@ -286,6 +287,8 @@ class Tender:
         self._closers.append(kvm.close)
         vm = kvm.create_vm()
         self._closers.append(vm.close)
+        if (warning := msr.install(vm)) is not None:
+            self._diag(warning)
         vcpu = vm.create_vcpu(0)
         self._closers.append(vcpu.close)
         mem = GuestMemory(mem_size.alloc, mem_size.guest)
@@ -426,6 +429,7 @@ class Tender:
         v.run = run_buf
         if self._ring is not None:
             v.ring = self._ring.handle
+        v.report_msr = bool(self._run_exit_hooks)     # a trace records each one
         if native:
             native_set = self._native_set(vm.ctx, table) - self._icpt.intercepted
             v.native_mask = sum(1 << nr for nr in native_set)
@@ -446,6 +450,7 @@ class Tender:
     def _dispatch(self, vm: RunningVm, table: dict[int, Handler], v: Any, e: Any,
                   counts: list[int]) -> Outcome:
         from tender._vcpu import ffi, lib
+        from tender.kvm import ioctls as k
 
         mem, ctx, vcpu = vm.mem, vm.ctx, vm.vcpu
 
@@ -455,7 +460,7 @@ class Tender:
                 for nr in range(1, abi.HYPERCALL_MAX + 1)
                 if counts[nr] + v.counts[nr]
             }
-            return Outcome(status, frame, MappingProxyType(named))
+            return Outcome(status, frame, MappingProxyType(named), v.msr_denied)
 
         while True:
             if self._stop.is_set():
@@ -501,6 +506,8 @@ class Tender:
                 raise KvmError(f"KVM: ioctl (RUN) failed: {os.strerror(e.err)}")
             elif any(xhook(vm, e) for xhook in self._run_exit_hooks):
                 continue
+            elif e.kvm_reason in (k.EXIT_X86_RDMSR, k.EXIT_X86_WRMSR):
+                continue    # refused in C (#GP); here only to be traced
             else:
                 raise self._exit_error(vm, e)
 

@@ -28,6 +28,7 @@ CASES = {
     "wpwp": (1, 1),             # CR0.WP cleared: the host mapping still refuses
     "wpt": (1, NOT_STOPPED),    # own CR3: only the read-only memslot stops it
     "wgdt": (1, NOT_STOPPED),
+    "nxe": (255, 255),          # the MSR filter refuses the EFER write: #GP
     "rdtext": (0, 0),           # x86 has no execute-only pages
 }
 
@@ -43,6 +44,8 @@ def check(r, mode: str, status: int) -> None:  # type: ignore[no-untyped-def]
             assert last == FAULT[:-2] + called[1], r.output
     elif status == NOT_STOPPED:
         assert f"wx: NOT STOPPED: {mode}" in r.out and r.err == "", r.output
+    elif status == 255 and mode == "nxe":
+        assert "GUEST: trap: #GP" in r.out and "wx: EFER=" not in r.out, r.out
     elif status == 255:
         assert "GUEST: trap: #PF" in r.out and "ec=0x3 " in r.out, r.out
         assert "translation fault" not in r.err

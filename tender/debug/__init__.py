@@ -53,7 +53,7 @@ class DebugSession:
         from tender._vcpu import lib
 
         if self.trace is not None and e.reason == lib.VL_EXIT:
-            self.trace.on_vmexit(int(e.kvm_reason))
+            self.trace.on_vmexit(int(e.kvm_reason), int(e.msr_index), int(e.msr_data))
         return self.gdb is not None and self.gdb.on_exit(e)
 
     def run(self, vm: RunningVm, table: dict[int, Handler], loop: Loop) -> Outcome:

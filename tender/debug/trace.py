@@ -19,6 +19,7 @@ from typing import Any
 from tender import abi
 from tender.errors import DebugError, TenderError
 from tender.hypercalls import Context, Handler
+from tender.kvm.ioctls import EXIT_X86_RDMSR, EXIT_X86_WRMSR
 from tender.memory import GuestMemory
 
 MAX_TEXT = 4096                  # console bytes copied into one record
@@ -99,9 +100,16 @@ class Tracer:
         self._emit({"event": "hypercall", "nr": int(abi.Hypercall.HALT), "name": "halt",
                     "args": args})
 
-    def on_vmexit(self, kvm_reason: int) -> None:
-        """A VM exit that is not a hypercall (debug, MMIO, errors)."""
-        self._emit({"event": "vmexit", "kvm_reason": kvm_reason})
+    def on_vmexit(self, kvm_reason: int, msr: int = 0, msr_data: int = 0) -> None:
+        """A VM exit that is not a hypercall (debug, MMIO, errors, an MSR
+        access the filter refused: the guest got #GP)."""
+        rec: Fields = {"event": "vmexit", "kvm_reason": kvm_reason}
+        if kvm_reason in (EXIT_X86_RDMSR, EXIT_X86_WRMSR):
+            rec.update(msr=f"0x{msr:x}", access="write" if kvm_reason == EXIT_X86_WRMSR
+                       else "read", refused=True)
+            if kvm_reason == EXIT_X86_WRMSR:
+                rec["data"] = f"0x{msr_data:x}"
+        self._emit(rec)
 
     def end(self, status: int | None, error: str | None = None) -> None:
         rec: Fields = {"event": "exit"}

@@ -27,12 +27,22 @@ GET_FPU = 0x81A0AE8C
 SET_FPU = 0x41A0AE8D
 SET_GUEST_DEBUG = 0x4048AE9B
 GET_TSC_KHZ = 0xAEA3
+ENABLE_CAP = 0x4068AEA3
+X86_SET_MSR_FILTER = 0x4188AEC6
 
 CAP_USER_MEMORY = 3
 CAP_IOEVENTFD = 36
 CAP_GET_TSC_KHZ = 61
 CAP_SET_GUEST_DEBUG2 = 195   # returns the supported GUESTDBG_* flags
 CAP_READONLY_MEM = 81
+CAP_X86_USER_SPACE_MSR = 188
+CAP_X86_MSR_FILTER = 189
+
+MSR_EXIT_REASON_FILTER = 1 << 2     # KVM_CAP_X86_USER_SPACE_MSR args[0]
+MSR_FILTER_DEFAULT_DENY = 1
+MSR_FILTER_READ = 1
+MSR_FILTER_WRITE = 2
+MSR_FILTER_MAX_RANGES = 16
 
 MEM_READONLY = 2             # kvm_userspace_memory_region.flags
 
@@ -51,6 +61,8 @@ EXIT_MMIO = 6
 EXIT_SHUTDOWN = 8
 EXIT_FAIL_ENTRY = 9
 EXIT_INTERNAL_ERROR = 17
+EXIT_X86_RDMSR = 29
+EXIT_X86_WRMSR = 30
 EXIT_MEMORY_FAULT = 39
 
 CPUID_MAX_ENTRIES = 100
@@ -148,6 +160,31 @@ class GuestDebug(ctypes.Structure):
     ]
 
 
+class EnableCap(ctypes.Structure):
+    _fields_ = [
+        ("cap", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("args", ctypes.c_uint64 * 4),
+        ("pad", ctypes.c_uint8 * 64),
+    ]
+
+
+class MsrFilterRange(ctypes.Structure):
+    _fields_ = [
+        ("flags", ctypes.c_uint32),
+        ("nmsrs", ctypes.c_uint32),
+        ("base", ctypes.c_uint32),
+        ("bitmap", ctypes.c_void_p),     # 1 bit per MSR from base: 1 = allowed
+    ]
+
+
+class MsrFilter(ctypes.Structure):
+    _fields_ = [
+        ("flags", ctypes.c_uint32),
+        ("ranges", MsrFilterRange * MSR_FILTER_MAX_RANGES),
+    ]
+
+
 CPUID_ENTRY_SIZE = 40
 CPUID_HEADER_SIZE = 8
 
@@ -157,6 +194,8 @@ assert ctypes.sizeof(Fpu) == 0x1A0
 assert ctypes.sizeof(UserMemoryRegion) == 0x20
 assert ctypes.sizeof(IoEventFd) == 0x40
 assert ctypes.sizeof(GuestDebug) == 0x48
+assert ctypes.sizeof(EnableCap) == 0x68
+assert ctypes.sizeof(MsrFilterRange) == 24 and ctypes.sizeof(MsrFilter) == 392
 
 
 def ioctl_int(fd: int, request: int, arg: int, name: str) -> int:

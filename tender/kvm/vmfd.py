@@ -30,6 +30,16 @@ class VmFd:
         )
         k.ioctl_buf(self.fd, k.SET_USER_MEMORY_REGION, region, "SET_USER_MEMORY_REGION")
 
+    def enable_cap(self, cap: int, *args: int) -> None:
+        ec = k.EnableCap(cap=cap)
+        for i, a in enumerate(args):
+            ec.args[i] = a
+        k.ioctl_buf(self.fd, k.ENABLE_CAP, ec, "ENABLE_CAP")
+
+    def set_msr_filter(self, flt: k.MsrFilter) -> None:
+        """The bitmaps `flt` points at are copied by KVM during the call."""
+        k.ioctl_buf(self.fd, k.X86_SET_MSR_FILTER, flt, "X86_SET_MSR_FILTER")
+
     def create_vcpu(self, vcpu_id: int = 0) -> VcpuFd:
         fd = k.ioctl_int(self.fd, k.CREATE_VCPU, vcpu_id, "CREATE_VCPU")
         try:
