@@ -55,6 +55,7 @@ pytender options:
     [ --script=FILE.py ] (a Python file defining intercept = {{Hypercall.X: fn}})
     [ --wx=on|off ] (W^X guest page tables, read-only tender memory; default on)
     [ --cpuid=filtered|host ] (CPUID table the guest sees; default filtered)
+    [ --msr=filtered|host ] (refuse guest MSRs but the allowlist; default filtered)
 """
 
 
@@ -134,6 +135,7 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
     script: str | None = None
     wx = True
     cpuid = CpuidMode.FILTERED
+    msr_filter = True
     order: dict[str, None] = {}     # device names, in command-line order
     error: TenderError | None = None
     try:
@@ -186,6 +188,8 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
                 wx = arg == "--wx=on"
             elif arg in ("--cpuid=filtered", "--cpuid=host"):
                 cpuid = CpuidMode(arg.split("=", 1)[1])
+            elif arg in ("--msr=filtered", "--msr=host"):
+                msr_filter = arg == "--msr=filtered"
             elif arg.startswith("--trace=") and len(arg) > len("--trace="):
                 trace = arg[len("--trace="):]
             elif arg.startswith("--script=") and len(arg) > len("--script="):
@@ -213,4 +217,5 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
         script=script,
         wx=wx,
         cpuid=cpuid,
+        msr_filter=msr_filter,
     ), error

@@ -75,3 +75,4 @@ class VmConfig:
     script: str | None = None   # --script=FILE.py: a file defining `intercept = {...}`
     wx: bool = True             # W^X guest paging, read-only low memory (issue 9)
     cpuid: CpuidMode = CpuidMode.FILTERED
+    msr_filter: bool = True     # deny guest MSRs but the allowlist (tender/kvm/msr.py)

@@ -287,7 +287,7 @@ class Tender:
         self._closers.append(kvm.close)
         vm = kvm.create_vm()
         self._closers.append(vm.close)
-        if (warning := msr.install(vm)) is not None:
+        if cfg.msr_filter and (warning := msr.install(vm)) is not None:
             self._diag(warning)
         vcpu = vm.create_vcpu(0)
         self._closers.append(vcpu.close)

@@ -51,6 +51,12 @@ def test_fs_base_is_allowed(handlers: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("kvm")
+def test_msr_host_leaves_msrs_to_kvm() -> None:
+    r = run_tender(MEM, "--msr=host", guest("cpu"), "rdmsr", "0x10")
+    assert r.status == 0 and "cpu: msr 0x10 = 0x" in r.out, r.output
+
+
+@pytest.mark.usefixtures("kvm")
 def test_outcome_counts_refused_msrs() -> None:
     from tender import VmConfig, run
 

@@ -104,3 +104,19 @@ def test_wx_map_from_segments() -> None:
             Segment(3, 0x103000, 0, 1, 1, 6, 0x103000, 0x104000))
     assert wx.wx_map(segs) == WxMap(text=((0x100000, 0x102000),),
                                     read_only=((0x102000, 0x103000),))
+
+
+def test_argv_protection_options() -> None:
+    from tender.argv import pass1, pass2
+    from tender.config import CpuidMode
+    from tender.errors import UsageError
+    from tender.manifest import Manifest, reserved_entry
+
+    mft = Manifest((reserved_entry(),))
+    c = pass2(pass1(["k"]), mft)
+    assert (c.wx, c.cpuid, c.msr_filter) == (True, CpuidMode.FILTERED, True)
+    c = pass2(pass1(["--wx=off", "--cpuid=host", "--msr=host", "k"]), mft)
+    assert (c.wx, c.cpuid, c.msr_filter) == (False, CpuidMode.HOST, False)
+    for bad in ("--wx=maybe", "--cpuid=none", "--msr=off"):
+        with pytest.raises(UsageError, match="Invalid option"):
+            pass2(pass1([bad, "k"]), mft)
