@@ -59,7 +59,15 @@ def main():
         ("fpu(env)", [m, B("fpu")], 0, ["SUCCESS"], []),
         ("wtext(env)", [m, B("wtext")], 1, ["host/guest translation fault"], ["FAILURE"]),
         ("wrodata(env)", [m, B("wrodata")], 1, ["host/guest translation fault"], ["FAILURE"]),
+        ("cpu cpuid", [m, B("cpu"), "cpuid"], 0, ["cpuid 40000000.0 0 0 0 0"], []),
+        ("cpu rdmsr kvmclock", [m, B("cpu"), "rdmsr", "0x4b564d01"], 255, ["#GP"], []),
+        ("wx rdtext", [m, B("wx"), "rdtext"], 0, ["victim(1) = 4"], []),
+        ("wx nxe", [m, B("wx"), "nxe"], 255, ["#GP"], ["NOT STOPPED"]),
     ]
+    for mode in ("xrodata", "xdata", "xstack", "xheap", "wtext", "wrodata", "wbootinfo",
+                 "wpwp", "wpt", "wgdt"):
+        cases.append(("wx " + mode, [m, B("wx"), mode], 1, ["host/guest translation fault"],
+                      ["NOT STOPPED"]))
     fatal = {
         "puts-oob": "Invalid guest access", "puts-huge": "Invalid guest access",
         "puts-wrap": "Invalid guest access", "arg-oob": "Invalid guest access",

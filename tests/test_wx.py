@@ -120,3 +120,19 @@ def test_argv_protection_options() -> None:
     for bad in ("--wx=maybe", "--cpuid=none", "--msr=off"):
         with pytest.raises(UsageError, match="Invalid option"):
             pass2(pass1([bad, "k"]), mft)
+
+
+@pytest.mark.parametrize("mode", ["wpt", "wgdt"])
+def test_low_memory_without_readonly_memslots(mode: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where KVM lacks KVM_CAP_READONLY_MEM the low memory is mprotect-ed
+    instead (hardware KVM: EFAULT; kvm_pvm: MMIO write): the same line."""
+    from tender import TenderError, VmConfig, run
+    from tender.kvm import ioctls as k
+    from tender.kvm.vmfd import VmFd
+
+    real = VmFd.check_extension
+    monkeypatch.setattr(VmFd, "check_extension", lambda self, cap: 0 if cap == k.CAP_READONLY_MEM
+                        else real(self, cap))
+    with pytest.raises(TenderError, match=r"^KVM: host/guest translation fault: rip=0x"):
+        run(VmConfig(kernel=guest("wx"), args=(mode.encode(),), mem=64 << 20))
