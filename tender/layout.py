@@ -148,10 +148,6 @@ def _in(addr: int, ranges: Ranges) -> bool:
     return any(s <= addr < e for s, e in ranges)
 
 
-def _overlaps(lo: int, hi: int, ranges: Ranges) -> bool:
-    return any(s < hi and lo < e for s, e in ranges)
-
-
 def _leaf(addr: int, wx: WxMap | None, writable: bool) -> int:
     """P/RW/NX/A/D bits of the page at `addr` (writable: spec 3.3's view)."""
     if wx is None:
@@ -181,13 +177,13 @@ def page_tables(alloc: int, wx: WxMap | None = None) -> tuple[tuple[int, bytes],
     pd[0] = abi.PT0_BASE | dirs
     extra: list[tuple[int, bytes]] = []
     marked = (*wx.text, *wx.read_only) if wx is not None else ()
-    for k in range(1, 2048):
+    # 2 MiB regions a segment touches; every other one gets the same flags.
+    touched = {k for s, e in marked for k in range(s // abi.HUGE_PAGE, -(-e // abi.HUGE_PAGE))}
+    plain = abi.PTE_PS | _leaf(-1, wx, True)
+    for k in range(1, min(2048, -(-alloc // abi.HUGE_PAGE))):
         base = k * abi.HUGE_PAGE
-        if base >= alloc:
-            break
-        end = base + abi.HUGE_PAGE
-        if not _overlaps(base, end, marked):
-            pd[k] = base | abi.PTE_PS | _leaf(base, wx, True)
+        if k not in touched:
+            pd[k] = base | plain
             continue
         assert wx is not None
         ptes = [base + i * abi.PAGE_SIZE | _leaf(base + i * abi.PAGE_SIZE, wx, True)
