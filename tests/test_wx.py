@@ -136,3 +136,17 @@ def test_low_memory_without_readonly_memslots(mode: str,
                         else real(self, cap))
     with pytest.raises(TenderError, match=r"^KVM: host/guest translation fault: rip=0x"):
         run(VmConfig(kernel=guest("wx"), args=(mode.encode(),), mem=64 << 20))
+
+
+def test_readme_wx_snippet_runs(capfd: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's W^X snippet, verbatim, from the repository root."""
+    from conftest import ROOT
+
+    section = (ROOT / "README.md").read_text().split("## W^X, CPUID and MSRs", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(ROOT)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capfd.readouterr().out
+    assert re.search(r"^KVM: host/guest translation fault: rip=0x[0-9a-f]+$", out, re.M), out
+    assert out.rstrip().endswith("\n3"), out
