@@ -184,6 +184,8 @@ def _pytender(argv: list[str], latch: SignalLatch, sigpipe: signal.Handlers) -> 
         return run_hvt(prog, ["--version"], latch)
     if argv[:1] == ["install-monitor"]:
         return _install_monitor(prog, argv[1:], latch)
+    if argv:
+        _say(prog, f"unknown command {argv[0]!r} (run, install-monitor)")
     os.write(2, f"usage: {prog} run [ OPTIONS ] [ -- ] KERNEL [ ARGS ]\n"
                 f"       {prog} install-monitor --prefix DIR\n"
                 "\n".encode())

@@ -159,6 +159,9 @@ def install_monitor(opts: InstallOptions, check: Callable[[], None] = _never) ->
     prefix = opts.prefix
     if prefix.exists() and not (prefix / "lib" / "tender").is_dir():
         raise InstallError(f"install-monitor: {prefix} exists and is not a pytender monitor")
+    made = next(p for p in prefix.parents if p.exists())
+    if not made.is_dir():
+        raise InstallError(f"install-monitor: cannot create {prefix}: {made} is not a directory")
     stage = prefix.with_name(f".{prefix.name}.new-{os.getpid()}")
     try:
         prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +170,10 @@ def install_monitor(opts: InstallOptions, check: Callable[[], None] = _never) ->
         if prefix.exists():
             shutil.rmtree(prefix)
         stage.rename(prefix)
-    except (OSError, subprocess.CalledProcessError) as exc:
+    except OSError as exc:
+        raise InstallError(f"install-monitor: cannot create {prefix}: "
+                           f"{exc.strerror or exc}") from None
+    except subprocess.CalledProcessError as exc:
         raise InstallError(f"install-monitor: {exc}") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -230,6 +230,9 @@ def hypercall_key(key: object) -> Hypercall:
 
 def interceptors(table: Mapping[Any, Any]) -> dict[Hypercall, Interceptor]:
     """Check a user's `intercept` mapping: known keys, callable values."""
+    if not isinstance(table, Mapping):
+        raise InterceptError("intercept must be a mapping {Hypercall.NAME: function, ...}, "
+                             f"not {type(table).__name__}")
     out: dict[Hypercall, Interceptor] = {}
     for key, fn in table.items():
         nr = hypercall_key(key)
@@ -317,7 +320,7 @@ class InterceptRun:
 def _ask(fn: Interceptor, call: Call, failed: list[BaseException]) -> Any:
     try:
         return fn(call)
-    except Exception as exc:
+    except BaseException as exc:    # SystemExit too: it must not end the run as a success
         if any(exc is f for f in failed):
             # The normal handler's own error, through call.proceed(): the
             # run ends as it would have without an interceptor.
@@ -325,7 +328,7 @@ def _ask(fn: Interceptor, call: Call, failed: list[BaseException]) -> Any:
         raise _raised(call.nr, fn, exc) from exc
 
 
-def _raised(nr: Hypercall, fn: Interceptor, exc: Exception) -> InterceptError:
+def _raised(nr: Hypercall, fn: Interceptor, exc: BaseException) -> InterceptError:
     return InterceptError(f"{nr.name} interceptor {_name(fn)} raised "
                           f"{type(exc).__name__}: {exc}")
 

@@ -17,6 +17,8 @@ from tender.intercept import Interceptor, interceptors
 
 
 def load_script(path: str) -> dict[Hypercall, Interceptor]:
+    if os.path.isdir(path):
+        raise InterceptError(f"--script: {path}: is a directory")
     if not os.path.isfile(path):
         raise InterceptError(f"--script: {path}: no such file")
     name = "pytender_script_" + os.path.splitext(os.path.basename(path))[0]
@@ -26,7 +28,7 @@ def load_script(path: str) -> dict[Hypercall, Interceptor]:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:
+    except BaseException as exc:    # KeyboardInterrupt, SystemExit: still the script's error
         raise InterceptError(f"--script: {path}: raised {type(exc).__name__}: {exc}") from exc
     table = getattr(module, "intercept", None)
     if not isinstance(table, Mapping):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from tender.abi import DEFAULT_BLOCK_SIZE
 from tender.devices.disk import BlockDisk
 from tender.devices.disk import check_geometry as check_disk_geometry
-from tender.errors import DeviceError
+from tender.errors import DeviceError, UsageError
 
 
 def _lock_holder(fd: int) -> int | None:
@@ -138,6 +138,11 @@ class DiskDevice(BlockDevice):
             data = self.disk.read(offset, len(buf))
         except OSError as exc:
             raise BlockIOError(f"Error when reading: {exc}") from None
+        except Exception as exc:
+            raise self._broken("read", exc) from exc
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise DeviceError(f"{self.name}: the disk's read returned "
+                              f"{type(data).__name__}, not bytes")
         if len(data) != len(buf):
             raise BlockIOError(f"Error: read only {len(data)} out of {len(buf)} bytes")
         buf[:] = data
@@ -148,6 +153,13 @@ class DiskDevice(BlockDevice):
             self.disk.write(offset, bytes(buf))
         except OSError as exc:
             raise BlockIOError(f"Error when writing: {exc}") from None
+        except Exception as exc:
+            raise self._broken("write", exc) from exc
+
+    def _broken(self, op: str, exc: Exception) -> DeviceError:
+        """A bug in the user's disk object (not a failing store): the run
+        ends with one line naming the device, as for an interceptor."""
+        return DeviceError(f"{self.name}: the disk's {op} raised {type(exc).__name__}: {exc}")
 
     def sync(self) -> None:
         if self.disk is not None:
@@ -165,6 +177,10 @@ class DiskDevice(BlockDevice):
 def open_disk(name: str, disk: BlockDisk) -> BlockDevice:
     """Attach a BlockDisk: one with a `fileno()` (MemoryDisk) is served like
     an image file, natively too; any other through the Python handlers."""
+    if not isinstance(disk, BlockDisk) or not all(
+            isinstance(v, int) for v in (disk.capacity, disk.block_size)):
+        raise UsageError(f"block device '{name}': {type(disk).__name__} is not a BlockDisk "
+                         "(int capacity and block_size; read, write, sync)")
     check_disk_geometry(disk.capacity, disk.block_size)
     fileno = getattr(disk, "fileno", None)
     if callable(fileno):
