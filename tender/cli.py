@@ -55,7 +55,9 @@ class SignalLatch:
     """SIGINT/SIGTERM for the whole life of the process (solo5-hvt: one
     `Exiting on signal N` line, exit 1, whatever the number of signals).
 
-    The handler never raises: an exception landing at a random bytecode
+    The handler never raises into the tender's own code (only into the
+    user's interceptor or --script, see tender/usercode.py, which could
+    otherwise hold the exit for ever): an exception landing at a random bytecode
     could be turned into another error by a layer below, or cut short a
     block device's final fdatasync, or (when printed as a traceback) need
     syscalls the sandbox forbids. It records the first signal and asks the
@@ -72,7 +74,7 @@ class SignalLatch:
             return
         self.signum = signum
         if self.tender is not None:
-            self.tender.stop()
+            self.tender.interrupt(signum)   # raises into an interceptor or --script
 
     def install(self) -> None:
         """Take over both signals, then let through any that the native

@@ -19,10 +19,11 @@ from typing import Any
 
 from tender import abi
 from tender.abi import Hypercall, Result
-from tender.errors import InterceptError, TenderError
+from tender.errors import InterceptError, Interrupted, TenderError
 from tender.hypercalls.context import Context, Handler
 from tender.hypercalls.halt import Halt, halt
 from tender.memory import GuestMemory
+from tender.usercode import UserCode
 
 _U64 = (1 << 64) - 1
 _RET = struct.Struct("<i")
@@ -255,8 +256,10 @@ def _name(fn: object) -> str:
 class InterceptRun:
     """One run's interceptors and their counters."""
 
-    def __init__(self, table: Mapping[Hypercall, Interceptor]) -> None:
+    def __init__(self, table: Mapping[Hypercall, Interceptor],
+                 user: UserCode | None = None) -> None:
         self._table = dict(table)
+        self._user = UserCode() if user is None else user
         self._seq = dict.fromkeys(Hypercall, 0)
 
     @property
@@ -283,14 +286,16 @@ class InterceptRun:
             def proceed() -> Any:
                 if not ran:
                     try:
-                        handler(ctx, gpa)
+                        with self._user.inside(False):
+                            handler(ctx, gpa)
                     except BaseException as exc:
                         failed.append(exc)
                         raise
                     ran.append(_result(nr, ctx, gpa))
+                self._user.check()      # a signal during the handler
                 return ran[0]
 
-            answer = _ask(fn, Call(nr, self._seq[nr], args, proceed), failed)
+            answer = _ask(fn, Call(nr, self._seq[nr], args, proceed), failed, self._user)
             if answer is None:
                 if not ran:
                     handler(ctx, gpa)
@@ -309,7 +314,7 @@ class InterceptRun:
         self._seq[Hypercall.HALT] += 1
         args = HaltArgs(h.status, h.cookie)
         call = Call(Hypercall.HALT, self._seq[Hypercall.HALT], args, lambda: h.status)
-        answer = _ask(fn, call, [])
+        answer = _ask(fn, call, [], self._user)
         if answer is None:
             return h
         if not (_plain_int(answer) and -(1 << 31) <= answer < (1 << 31)):
@@ -317,11 +322,12 @@ class InterceptRun:
         return Halt(answer, h.cookie, h.trap_frame)
 
 
-def _ask(fn: Interceptor, call: Call, failed: list[BaseException]) -> Any:
+def _ask(fn: Interceptor, call: Call, failed: list[BaseException], user: UserCode) -> Any:
     try:
-        return fn(call)
+        with user.inside():
+            return fn(call)
     except BaseException as exc:    # SystemExit too: it must not end the run as a success
-        if any(exc is f for f in failed):
+        if isinstance(exc, Interrupted) or any(exc is f for f in failed):
             # The normal handler's own error, through call.proceed(): the
             # run ends as it would have without an interceptor.
             raise

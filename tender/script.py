@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from tender.abi import Hypercall
-from tender.errors import InterceptError
+from tender.errors import InterceptError, Interrupted
 from tender.intercept import Interceptor, interceptors
+from tender.usercode import UserCode
 
 
-def load_script(path: str) -> dict[Hypercall, Interceptor]:
+def load_script(path: str, user: UserCode) -> dict[Hypercall, Interceptor]:
     if os.path.isdir(path):
         raise InterceptError(f"--script: {path}: is a directory")
     if not os.path.isfile(path):
@@ -27,7 +28,10 @@ def load_script(path: str) -> dict[Hypercall, Interceptor]:
         raise InterceptError(f"--script: {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)
+        with user.inside():
+            spec.loader.exec_module(module)
+    except Interrupted:
+        raise
     except BaseException as exc:    # KeyboardInterrupt, SystemExit: still the script's error
         raise InterceptError(f"--script: {path}: raised {type(exc).__name__}: {exc}") from exc
     table = getattr(module, "intercept", None)
@@ -40,13 +44,13 @@ def load_script(path: str) -> dict[Hypercall, Interceptor]:
         raise InterceptError(f"--script: {path}: {exc.message}") from None
 
 
-def run_interceptors(given: Mapping[Hypercall, Interceptor],
-                     script: str | None) -> dict[Hypercall, Interceptor]:
+def run_interceptors(given: Mapping[Hypercall, Interceptor], script: str | None,
+                     user: UserCode) -> dict[Hypercall, Interceptor]:
     """The run's table: the caller's plus the script's (never both for one
     hypercall: which one should answer would be a guess)."""
     if script is None:
         return dict(given)
-    loaded: dict[Hypercall, Any] = load_script(script)
+    loaded: dict[Hypercall, Any] = load_script(script, user)
     both = sorted(nr.name for nr in given.keys() & loaded.keys())
     if both:
         raise InterceptError(f"--script: {script}: {', '.join(both)} intercepted twice "

@@ -45,6 +45,7 @@ from tender.session import (
     RunningVm,
     default_diag,
 )
+from tender.usercode import UserCode
 
 # Sent by Tender.stop() to the thread running the guest; its C handler makes
 # KVM_RUN return at once (the gdb stub's Ctrl-C uses the same mechanism).
@@ -153,6 +154,7 @@ class Tender:
         self.config = config
         self._intercept = interceptors(intercept or {})
         self._icpt = InterceptRun({})
+        self._user = UserCode()     # interceptors and --script run inside it
         self._guest = guest
         self._diag = diag
         self._console_fd = console_fd
@@ -182,6 +184,12 @@ class Tender:
         with self._thread_lock:
             if self._vcpu_thread is not None:
                 signal.pthread_kill(self._vcpu_thread, STOP_SIGNAL)
+
+    def interrupt(self, signum: int) -> None:
+        """stop() for a signal handler on the vCPU thread: an interceptor or
+        --script running there is interrupted at once (Interrupted raised)."""
+        self.stop()
+        self._user.interrupt(signum)
 
     # --- steps ---------------------------------------------------------------
     def _attach(self, manifest: mft.Manifest) -> tuple[dict[int, BlockDevice],
@@ -274,7 +282,8 @@ class Tender:
                 self._closers.append(binary.close)
         else:
             binary, notes, manifest = self._guest
-        self._icpt = InterceptRun(run_interceptors(self._intercept, cfg.script))
+        self._icpt = InterceptRun(run_interceptors(self._intercept, cfg.script, self._user),
+                                  self._user)
         blocks, nets = self._attach(manifest)
 
         # Step 6: memory size.

@@ -5,6 +5,7 @@ install-monitor, the pytender command) is one typed line, exit 1."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +163,41 @@ def test_install_monitor_prefix_that_cannot_be_made(tmp_path: Path) -> None:
         f"pytender: install-monitor: cannot create {tmp_path / 'file' / 'mon'}: "
         f"{tmp_path / 'file'} is not a directory"]
     assert list(tmp_path.iterdir()) == [tmp_path / "file"]
+
+
+# --- SIGTERM while the user's Python runs -------------------------------------
+@pytest.mark.parametrize("where", ["interceptor", "import"])
+def test_sigterm_does_not_wait_for_a_blocked_script(tmp_path: Path, where: str) -> None:
+    """It waited for the script: an interceptor or a script import that blocks
+    held a SIGTERM (Albatross, urunc as PID 1) until it returned. The third
+    block write blocks; the first two are on the image after the signal."""
+    require_kvm()
+    path = tmp_path / "icpt.py"
+    if where == "interceptor":
+        path.write_text("import time\n\ndef f(call):\n    if call.seq == 3:\n"
+                        "        print('BLOCKED', flush=True)\n        time.sleep(3600)\n\n"
+                        "intercept = {'block_write': f}\n")
+    else:
+        path.write_text("import time\nprint('BLOCKED', flush=True)\ntime.sleep(3600)\n"
+                        "intercept = {}\n")
+    img = tmp_path / "disk.img"
+    img.write_bytes(bytes(8 * 512))
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "solo5-hvt"),
+                             f"--script={path}", f"--block:storage={img}", guest("blk"),
+                             "write", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line == b"BLOCKED\n":
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 1
+    assert err.decode().splitlines()[-1:] == ["solo5-hvt: Exiting on signal 15"]
+    assert "Traceback" not in err.decode()
+    if where == "interceptor":
+        data = img.read_bytes()
+        assert data[512:520] == (1).to_bytes(8, "little") and data[1024:] == bytes(6 * 512)
