@@ -4,26 +4,21 @@ Everything is driven by the program headers; section headers are never read.
 Any input, however malformed, yields either a result or an `ElfError` carrying
 the one-line message the user sees (prefixed with the file name).
 
-pyelftools does the field decoding (imported lazily: it costs ~30 ms); all
-range and overflow checks are done here on Python ints, with u64 semantics
-where the reference tender relies on unsigned wrap-around detection.
+`tender.elfwire` decodes the two fixed records (struct on the boot path,
+pyelftools with `reference=True`); all range and overflow checks are done
+here on Python ints, with u64 semantics where the reference tender relies
+on unsigned wrap-around detection.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 import weakref
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
-from tender import abi
+from tender import abi, elfwire
 from tender.errors import ElfError
-
-if TYPE_CHECKING:
-    from elftools.elf.structs import ELFStructs
 
 __all__ = [
     "AbiNote",
@@ -183,26 +178,7 @@ def _bad_header(path: str, context: str) -> ElfError:
     return _invalid(path, f"invalid or unsupported executable ({context})")
 
 
-@functools.cache
-def _structs() -> ELFStructs:
-    from elftools.elf.structs import ELFStructs
-
-    s = ELFStructs(little_endian=True, elfclass=64)
-    s.create_basic_structs()
-    s.create_advanced_structs("ET_EXEC", "EM_X86_64", "ELFOSABI_SYSV")
-    return s
-
-
-def _enum_value(value: Any, names: Mapping[str, int]) -> int:
-    """pyelftools decodes known enum values to names; map them back to ints."""
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value in names:
-        return names[value]
-    raise ValueError(f"unexpected enum value {value!r}")
-
-
-def _parse_header(data: Source, path: str, context: str) -> _Header:
+def _parse_header(data: Source, path: str, context: str, reference: bool = False) -> _Header:
     """Spec 2.1: header checks and the program header table."""
     if len(data) < EHDR_SIZE:
         raise _bad_header(path, context)
@@ -210,49 +186,38 @@ def _parse_header(data: Source, path: str, context: str) -> _Header:
     if ident[:4] != b"\x7fELF" or ident[4] != 2 or ident[5] != 1:
         raise _bad_header(path, context)
     try:
-        from elftools.elf.enums import ENUM_E_MACHINE, ENUM_E_TYPE, ENUM_E_VERSION, ENUM_P_TYPE_BASE
-
-        s = _structs()
-        h = s.Elf_Ehdr.parse(data[:EHDR_SIZE])
-        e_type = _enum_value(h["e_type"], ENUM_E_TYPE)
-        e_machine = _enum_value(h["e_machine"], ENUM_E_MACHINE)
-        e_version = _enum_value(h["e_version"], ENUM_E_VERSION)
+        e_type, e_machine, e_version, entry, phoff, ehsize, phentsize, phnum = elfwire.ehdr(
+            data[:EHDR_SIZE], reference
+        )
         ok = (
             e_version == 1
-            and int(h["e_ehsize"]) == EHDR_SIZE
-            and int(h["e_phentsize"]) == PHDR_SIZE
-            and int(h["e_phnum"]) >= 1
+            and ehsize == EHDR_SIZE
+            and phentsize == PHDR_SIZE
+            and phnum >= 1
             and e_type == 2           # ET_EXEC
             and e_machine == 62       # EM_X86_64
         )
         if not ok:
             raise _bad_header(path, context)
-        phoff = int(h["e_phoff"])
-        phnum = int(h["e_phnum"])
         if phoff + phnum * PHDR_SIZE > len(data):
             raise _bad_header(path, context)
         phdrs: list[_Phdr] = []
         for i in range(phnum):
             off = phoff + i * PHDR_SIZE
-            p = s.Elf_Phdr.parse(data[off:off + PHDR_SIZE])
-            phdrs.append(_Phdr(
-                index=i,
-                type=_enum_value(p["p_type"], ENUM_P_TYPE_BASE),
-                flags=int(p["p_flags"]),
-                offset=int(p["p_offset"]),
-                vaddr=int(p["p_vaddr"]),
-                filesz=int(p["p_filesz"]),
-                memsz=int(p["p_memsz"]),
-                align=int(p["p_align"]),
-            ))
-        return _Header(entry=int(h["e_entry"]), phdrs=tuple(phdrs))
+            ptype, flags, offset, vaddr, filesz, memsz, align = elfwire.phdr(
+                data[off:off + PHDR_SIZE], reference
+            )
+            phdrs.append(_Phdr(index=i, type=ptype, flags=flags, offset=offset, vaddr=vaddr,
+                               filesz=filesz, memsz=memsz, align=align))
+        return _Header(entry=entry, phdrs=tuple(phdrs))
     except ElfError:
         raise
     except OSError as e:
-        # The host failed (EMFILE while pyelftools imports lazily, EIO), not
+        # The host failed (EIO from a read; EMFILE while the reference decoder
+        # imports pyelftools), not
         # the file: say so rather than call a good binary invalid.
         raise ElfError(f"{path}: Could not read: {e.strerror or e}") from None
-    except Exception:  # any pyelftools / construct failure on hostile input
+    except Exception:  # any struct / pyelftools failure on hostile input
         raise _bad_header(path, context) from None
 
 
@@ -311,12 +276,13 @@ def _find_note(
     return None
 
 
-def read_notes(data: Source, path: str) -> Notes:
+def read_notes(data: Source, path: str, *, reference: bool = False) -> Notes:
     """Find and check the ABI1 and MFT1 notes, in the order solo5-hvt does.
 
     The manifest payload is returned undecoded (see `tender.manifest.decode`).
+    `reference` decodes the headers with pyelftools (tooling, tests).
     """
-    hdr = _parse_header(data, path, _HDR_NOTE)
+    hdr = _parse_header(data, path, _HDR_NOTE, reference)
     abi_payload = _find_note(
         data, path, hdr, abi.NOTE_TYPE_ABI, abi.ABI_NOTE_ALIGN, abi.ABI_NOTE_MAX
     )
@@ -345,10 +311,10 @@ def read_notes(data: Source, path: str) -> Notes:
 # loading (spec 2.2, 2.4)
 
 
-def plan_load(data: Source, path: str, mem_size: int) -> LoadPlan:
+def plan_load(data: Source, path: str, mem_size: int, *, reference: bool = False) -> LoadPlan:
     """Validate every PT_LOAD against a guest of `mem_size` bytes (the whole
     allocation, ring included) and return what to copy where."""
-    hdr = _parse_header(data, path, _HDR_LOAD)
+    hdr = _parse_header(data, path, _HDR_LOAD, reference)
     if not (abi.GUEST_MIN_BASE <= hdr.entry < mem_size):
         raise _invalid(
             path,

@@ -13,13 +13,12 @@ CLI (like `solo5-elftool gen-manifest` / `query-manifest`):
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
+import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import cstruct
 
 from tender import abi
 from tender.errors import ElfError, ManifestError
@@ -40,40 +39,51 @@ __all__ = [
 INVALID = "Solo5 manifest is invalid"
 
 
-# cstruct classes are built with parse() (they are `Any` to mypy: no stubs).
-MftHeader: Any = cstruct.CStruct.parse(
-    """
-    struct mft_header {
-        uint32_t version;
-        uint32_t entries;
-    }
-    """,
-    __name__="tender_mft_header",
-    __byte_order__=cstruct.LITTLE_ENDIAN,
-)
-"""`struct mft` without its flexible entry array (8 bytes)."""
-
-MftEntry: Any = cstruct.CStruct.parse(
-    """
-    struct mft_entry {
-        char name[68];
-        uint32_t type;
-        uint8_t u[16];
-        uint64_t b;
-        uint8_t attached;
-        uint8_t pad[7];
-    }
-    """,
-    __name__="tender_mft_entry",
-    __byte_order__=cstruct.LITTLE_ENDIAN,
-)
-"""`struct mft_entry`: 104 bytes, alignment 8."""
+HEADER_SIZE: int = abi.MFT_HEADER.size
+ENTRY_SIZE: int = abi.MFT_ENTRY.size
+# The fields of `struct mft_entry` the decoder reads: name[68], type u32,
+# u[16], b u64, attached u8 (then 7 bytes of padding).
+_ENTRY = struct.Struct("<68sI16sQB7x")
+# What the tender writes into an attached entry (guest_copy): u, b, attached.
+_PATCH = struct.Struct("<16sQB")
 
 
-HEADER_SIZE: int = MftHeader.size
-ENTRY_SIZE: int = MftEntry.size
-assert HEADER_SIZE == abi.MFT_HEADER.size == 8
-assert ENTRY_SIZE == abi.MFT_ENTRY.size == 104
+@functools.cache
+def _cstructs() -> tuple[Any, Any]:
+    """cstruct's `struct mft` header and `struct mft_entry`: the project's
+    binary-struct library, for encoding and as the decoder's reference.
+    Built on first use: cstruct's import costs more than a C boot."""
+    import cstruct
+
+    # cstruct classes are built with parse() (they are `Any` to mypy: no stubs).
+    header = cstruct.CStruct.parse(
+        """
+        struct mft_header {
+            uint32_t version;
+            uint32_t entries;
+        }
+        """,
+        __name__="tender_mft_header",
+        __byte_order__=cstruct.LITTLE_ENDIAN,
+    )
+    entry = cstruct.CStruct.parse(
+        """
+        struct mft_entry {
+            char name[68];
+            uint32_t type;
+            uint8_t u[16];
+            uint64_t b;
+            uint8_t attached;
+            uint8_t pad[7];
+        }
+        """,
+        __name__="tender_mft_entry",
+        __byte_order__=cstruct.LITTLE_ENDIAN,
+    )
+    assert header.size == HEADER_SIZE == 8
+    assert entry.size == ENTRY_SIZE == 104
+    return header, entry
+
 
 _TYPE_NAMES: dict[int, str] = {
     int(abi.DeviceType.BLOCK_BASIC): "BLOCK_BASIC",
@@ -144,7 +154,7 @@ class Entry:
             raise ManifestError(f"invalid device name {self.name!r}")
         if len(self.u) != 16:
             raise ManifestError("manifest entry union must be 16 bytes")
-        e = MftEntry()
+        e = _cstructs()[1]()
         e.name = raw.ljust(abi.MFT_NAME_SIZE, b"\x00")
         e.type = self.type & 0xFFFFFFFF
         e.u = list(self.u)
@@ -196,7 +206,7 @@ class Manifest:
         for handle, e in self.devices():
             if e.attached:
                 off = HEADER_SIZE + handle * ENTRY_SIZE
-                out[off + 72 : off + 97] = e.to_bytes()[72:97]
+                out[off + 72 : off + 97] = _PATCH.pack(e.u, e.hostfd & 0xFFFFFFFF, 1)
         return bytes(out)
 
     def replace(self, handle: int, entry: Entry) -> Manifest:
@@ -208,7 +218,7 @@ class Manifest:
 
     def to_bytes(self) -> bytes:
         """`struct mft` as copied into guest memory: 8 + 104*E bytes."""
-        h = MftHeader()
+        h = _cstructs()[0]()
         h.version = abi.MFT_VERSION
         h.entries = len(self.entries)
         head: bytes = h.pack()
@@ -216,6 +226,8 @@ class Manifest:
 
     def to_json(self) -> str:
         """elftool-style JSON (user devices only)."""
+        import json
+
         devs = [{"name": e.name, "type": e.type_name} for _, e in self.devices()]
         return json.dumps(
             {"type": "solo5.manifest", "version": abi.MFT_VERSION, "devices": devs}, indent=2
@@ -226,28 +238,52 @@ class Manifest:
 # decoding (tender validation rules 1-6)
 
 
-def decode(payload: bytes) -> Manifest:
+def decode(payload: bytes, *, reference: bool = False) -> Manifest:
     """Decode and validate an MFT1 note payload (untrusted).
 
     Any failure raises `ManifestError("Solo5 manifest is invalid")`; the
-    caller prefixes the file name.
+    caller prefixes the file name. Fields are read with `struct`, or with
+    cstruct when `reference` (tooling, and the tests that hold the two to
+    the same result).
     """
     try:
-        return _decode(bytes(payload))
+        return _decode(bytes(payload), _fields_ref if reference else _fields)
     except ManifestError:
         raise
     except Exception:  # cstruct/struct failure on hostile input
         raise ManifestError(INVALID) from None
 
 
-def _decode(payload: bytes) -> Manifest:
+# (version, entries) of the header; (name[68], type, u, b, attached) of an entry.
+_HeaderFields = tuple[int, int]
+_EntryFields = tuple[bytes, int, bytes, int, int]
+
+
+def _fields(raw: bytes, header: bool) -> _HeaderFields | _EntryFields:
+    if header:
+        version, entries = abi.MFT_HEADER.unpack(raw)
+        return int(version), int(entries)
+    name, etype, u, b, attached = _ENTRY.unpack(raw)
+    return name, etype, u, b, attached
+
+
+def _fields_ref(raw: bytes, header: bool) -> _HeaderFields | _EntryFields:
+    head_cls, entry_cls = _cstructs()
+    if header:
+        h = head_cls()
+        h.unpack(raw)
+        return int(h.version), int(h.entries)
+    e = entry_cls()
+    e.unpack(raw)
+    return raw[0:abi.MFT_NAME_SIZE], int(e.type), bytes(e.u), int(e.b), int(e.attached)
+
+
+def _decode(payload: bytes, fields: Any) -> Manifest:
     if len(payload) < HEADER_SIZE:                                      # 1
         raise ManifestError(INVALID)
-    h = MftHeader()
-    h.unpack(payload[:HEADER_SIZE])
-    if h.version != abi.MFT_VERSION:                                    # 2
+    version, count = fields(payload[:HEADER_SIZE], True)
+    if version != abi.MFT_VERSION:                                      # 2
         raise ManifestError(INVALID)
-    count = int(h.entries)
     if count > abi.MFT_MAX_ENTRIES:                                     # 3
         raise ManifestError(INVALID)
     if len(payload) != HEADER_SIZE + ENTRY_SIZE * count:                # 4
@@ -257,20 +293,15 @@ def _decode(payload: bytes) -> Manifest:
     entries: list[Entry] = []
     for i in range(count):
         off = HEADER_SIZE + i * ENTRY_SIZE
-        raw = payload[off:off + ENTRY_SIZE]
-        e = MftEntry()
-        e.unpack(raw)
-        name_raw = raw[0:abi.MFT_NAME_SIZE]
-        etype = int(e.type)
-        attached = raw[96]
+        name_raw, etype, u, b, attached = fields(payload[off:off + ENTRY_SIZE], False)
         if i == 0 and (etype != abi.DeviceType.RESERVED_FIRST or name_raw[0] != 0):   # 5
             raise ManifestError(INVALID)
         if name_raw[abi.MFT_NAME_MAX] != 0 or attached != 0:                         # 6
             raise ManifestError(INVALID)
         name = name_raw.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
-        b = int(e.b) & 0xFFFFFFFF
+        b &= 0xFFFFFFFF
         hostfd = b - (1 << 32) if b & 0x80000000 else b
-        entries.append(Entry(name=name, type=etype, u=bytes(e.u), hostfd=hostfd, attached=False))
+        entries.append(Entry(name=name, type=etype, u=u, hostfd=hostfd, attached=False))
     return Manifest(tuple(entries))
 
 
@@ -285,6 +316,8 @@ def _json_error(what: str) -> ManifestError:
 def from_json(text: str) -> Manifest:
     """Parse an elftool manifest JSON source into a Manifest (reserved entry
     0 added). Raises ManifestError with a one-line message on any problem."""
+    import json
+
     try:
         doc: Any = json.loads(text)
     except (ValueError, RecursionError) as e:
@@ -422,9 +455,9 @@ def _gen(src: str, out: str) -> None:
 def _dump(path: str) -> None:
     from tender import elf
 
-    notes = elf.read_notes(elf.read_file(path), path)
+    notes = elf.read_notes(elf.read_file(path), path, reference=True)
     try:
-        m = decode(notes.manifest_payload)
+        m = decode(notes.manifest_payload, reference=True)
     except ManifestError as e:
         raise ManifestError(f"{path}: {e.message}") from None
     sys.stdout.write(m.to_json() + "\n")
