@@ -59,6 +59,8 @@ class NetSpec:
 
 @dataclass(frozen=True)
 class VmConfig:
+    """Everything one guest run is given (the command line, as data)."""
+
     kernel: str
     args: tuple[bytes, ...] = ()
     mem: int = DEFAULT_MEM      # requested bytes, before the spec 3.1 rounding

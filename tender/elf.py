@@ -86,6 +86,8 @@ class LoadPlan:
 
 @dataclass(frozen=True)
 class _Phdr:
+    """A decoded program header, unchecked."""
+
     index: int
     type: int
     flags: int
@@ -98,6 +100,8 @@ class _Phdr:
 
 @dataclass(frozen=True)
 class _Header:
+    """The entry point and program headers, unchecked."""
+
     entry: int
     phdrs: tuple[_Phdr, ...]
 

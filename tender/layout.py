@@ -34,6 +34,8 @@ def parse_mem_arg(text: str) -> int:
 
 @dataclass(frozen=True)
 class MemSize:
+    """Guest memory sizes (spec 3.1)."""
+
     alloc: int        # A: host allocation and memslot size (incl. ring area)
     guest: int        # M: what the guest is told and may address
     warning: str | None = None
@@ -97,6 +99,8 @@ GDT_ENTRIES = (0x0, 0x00AF99000000FFFF, 0x00CF93000000FFFF)
 
 @dataclass(frozen=True)
 class SpecialRegs:
+    """The segment and control registers of the boot vCPU."""
+
     cs: Seg = CODE_SEG
     data: Seg = DATA_SEG          # ss, ds, es, fs, gs
     tr: Seg = TR_SEG

@@ -36,6 +36,8 @@ class BlockSyncError(DeviceError):
 
 @dataclass
 class BlockDevice:
+    """An open block image attached to a BLOCK_BASIC manifest entry."""
+
     name: str
     path: str
     fd: int

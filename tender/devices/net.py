@@ -10,13 +10,15 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import socket
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tender.config import NetSpec
-from tender.devices.pipe import is_frame_socket
 from tender.errors import DeviceError
+
+if TYPE_CHECKING:
+    import socket
 
 TUN_PATH = "/dev/net/tun"
 IFNAMSIZ = 16
@@ -41,6 +43,8 @@ _IFREQ_INT = struct.Struct("16si20x")     # ifr_name, ifr_mtu
 
 @dataclass
 class NetDevice:
+    """An attached tap (or FramePipe end) and what the guest is told of it."""
+
     name: str
     iface: str          # as given: an interface name or "@N"
     fd: int
@@ -96,6 +100,8 @@ def _open_tap(iface: str) -> tuple[int, int]:
     """solo5-hvt's tap attach (Linux): returns (fd, mtu) or raises."""
     if len(iface.encode()) >= IFNAMSIZ:
         raise _fail(iface, errno.ENAMETOOLONG)
+    import socket  # only when a net device is attached: its import is slow
+
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         # Must exist and be up: opening /dev/net/tun with a free name would
         # otherwise silently create a new, unconfigured tap.
@@ -137,6 +143,10 @@ def _adopt_fd(text: str) -> tuple[int, int]:
         raise _fail(iface, errno.EBADF)
     fd = int(text)
     mtu = DEFAULT_MTU
+    import socket
+
+    from tender.devices.pipe import is_frame_socket
+
     # First make sure it is a tap at all (and only then touch its flags):
     # never feed the guest, or change, whatever else this fd is.
     try:

@@ -18,6 +18,8 @@ from tender.errors import DeviceError, GuestFault
 
 @dataclass(frozen=True)
 class RingStats:
+    """What the I/O thread served (counted in C)."""
+
     writes: int
     reads: int
     kicks: int

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
+    """What every hypercall handler reaches: memory and devices."""
+
     mem: GuestMemory
     blocks: dict[int, BlockDevice] = field(default_factory=dict)   # by handle
     nets: dict[int, NetDevice] = field(default_factory=dict)       # by handle

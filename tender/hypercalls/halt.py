@@ -10,6 +10,8 @@ from tender.memory import GuestMemory
 
 @dataclass(frozen=True)
 class Halt:
+    """A HALT hypercall, decoded."""
+
     status: int         # as the guest passed it (i32)
     cookie: int         # GPA of up to 512 bytes (a trap frame), or 0
     trap_frame: tuple[int, ...] | None
