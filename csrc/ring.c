@@ -15,6 +15,12 @@
  * stops the thread and is handed to the vCPU thread, which reports it like
  * any other fatal tender error (one line, status 1). The process is never
  * ended from here: a library may run other guests in it.
+ *
+ * Inline mode (no eventfd, no thread): needs_kick stays 1, so the guest
+ * kicks after every submission; the kick is an ordinary IO exit and the
+ * vCPU thread serves the ring itself (vl_ring_kick) before re-entering the
+ * guest. Where the I/O thread would have to share a CPU with the vCPU
+ * thread, its wake-ups cost more than the exits it saves.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -73,12 +79,12 @@ static void die(struct vl_ring *q, const char *fmt, ...)
     __atomic_store_n(&q->failed, 1, __ATOMIC_RELEASE);
     /* Once stopping, the vCPU thread has left KVM_RUN (and may have dropped
      * its kick handler): vl_ring_stop reports the failure after the join. */
-    if (!__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE)) {
+    if (q->efd >= 0 && !__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE)) {
         if (q->v.run != NULL)
             ((struct kvm_run *)q->v.run)->immediate_exit = 1;
         pthread_kill(q->vcpu_thread, q->kick_signal);
     }
-    longjmp(q->bail, 1);
+    longjmp(q->bail, 1);        /* inline: back into vl_ring_kick / vl_ring_stop */
 }
 
 int vl_ring_failed(struct vl_ring *q, char *msg, size_t msglen)
@@ -243,6 +249,29 @@ static void *io_thread(void *arg)
     return NULL;
 }
 
+/* Inline mode: serve what the guest posted, on the calling (vCPU) thread.
+ * Returns -1 once the ring has failed (vl_ring_failed has the message). */
+static int serve_inline(struct vl_ring *q)
+{
+    if (__atomic_load_n(&q->failed, __ATOMIC_ACQUIRE))
+        return -1;
+    if (setjmp(q->bail) != 0)
+        return -1;
+    process(q, guest_tail(q));
+    return 0;
+}
+
+int vl_ring_kick(struct vl_ring *q)
+{
+    q->kicks++;
+    return serve_inline(q);
+}
+
+int vl_ring_inline(const struct vl_ring *q)
+{
+    return q != NULL && q->efd < 0;
+}
+
 struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int efd,
                               int kick_signal, char *err, size_t errlen)
 {
@@ -265,6 +294,10 @@ struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int ef
     q->efd = efd;
     q->vcpu_thread = pthread_self();
     q->kick_signal = kick_signal;
+    if (efd < 0) {
+        q->r->needs_kick = 1;   /* inline: every submission exits */
+        return q;
+    }
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->cond, NULL);
 
@@ -295,11 +328,21 @@ int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats, char *msg, size
 
     if (q == NULL)
         return 0;
+    if (q->efd < 0) {
+        /* Inline: the final drain (what the guest wrote just before it
+         * halted) happens here, with the same fatal checks. */
+        __atomic_store_n(&q->stop, 1, __ATOMIC_RELEASE);
+        serve_inline(q);
+        goto done;
+    }
     __atomic_store_n(&q->stop, 1, __ATOMIC_RELEASE);
     if (write(q->efd, &one, sizeof one) < 0) {
         /* the counter cannot overflow here; nothing to do */
     }
     pthread_join(q->thread, NULL);
+    pthread_cond_destroy(&q->cond);
+    pthread_mutex_destroy(&q->lock);
+done:
     /* Decided after the join, so an error of the final drain counts. */
     failed = vl_ring_failed(q, msg, msglen);
     if (stats != NULL) {
@@ -307,8 +350,6 @@ int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats, char *msg, size
         stats->reads = q->reads;
         stats->kicks = q->kicks;
     }
-    pthread_cond_destroy(&q->cond);
-    pthread_mutex_destroy(&q->lock);
     free(q);
     return failed;
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "hvt_ring.h"
 #include "vcpu_loop.h"
 
 #define PIO_BASE 0x500
@@ -357,6 +358,11 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
             if (run->io.size == 4)
                 memcpy(&gpa, (uint8_t *)run + run->io.data_offset, 4);
             e->data = gpa;
+            if (run->io.port == RING_KICK_PORT && run->io.size == 4 &&
+                run->io.direction == KVM_EXIT_IO_OUT && vl_ring_inline(v->ring)) {
+                vl_ring_kick(v->ring);  /* a failure is reported at the top */
+                continue;
+            }
             nr = (uint32_t)run->io.port - PIO_BASE;
             if (run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 4 &&
                 run->io.port >= PIO_BASE && nr < VL_NR_MAX &&

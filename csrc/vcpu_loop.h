@@ -86,6 +86,10 @@ struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int ef
                               int kick_signal, char *err, size_t errlen);
 int vl_ring_failed(struct vl_ring *q, char *msg, size_t msglen);
 int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats, char *msg, size_t msglen);
+/* EFD < 0 at vl_ring_start: inline mode, no thread; vl_run serves each kick
+ * (a 4-byte OUT to port 0x600) with vl_ring_kick. */
+int vl_ring_kick(struct vl_ring *q);
+int vl_ring_inline(const struct vl_ring *q);
 
 /* Sandbox (csrc/sandbox.c, HVT_SPEC.md 8.1): the policy is Python's. */
 int vl_read_implies_exec(void);

@@ -3,6 +3,7 @@ boot info, manifest copy, command line and initial registers, as plain data."""
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -164,6 +165,9 @@ def _leaf(addr: int, wx: WxMap | None, writable: bool) -> int:
     return flags | PTE_NX
 
 
+# Pure, and the same for every boot of one guest at one size: a library
+# process booting it again (warm start) takes the tables from here.
+@functools.lru_cache(maxsize=16)
 def page_tables(alloc: int, wx: WxMap | None = None) -> tuple[tuple[int, bytes], ...]:
     """Identity map: 4 KiB pages below 2 MiB (low 64 KiB absent, boot info
     region read-only), 2 MiB pages for the rest of the allocation.

@@ -12,10 +12,10 @@ static uint32_t next_id;
 
 void net_copy(void *dst, const void *src, size_t n)
 {
-    /* One instruction, however long the frame: guest instructions are
-     * what is expensive under kvm_pvm. */
-    __asm__ __volatile__("rep movsb"
-                         : "+D"(dst), "+S"(src), "+c"(n) :: "memory");
+    /* Guest instructions are what is expensive under kvm_pvm, and every
+     * iteration of a rep string instruction counts as one: lib.c's memcpy
+     * moves 8 bytes per iteration (a 1400-byte frame: 175, not 1400). */
+    memcpy(dst, src, n);
 }
 
 int net_ring_active(void)

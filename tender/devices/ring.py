@@ -1,10 +1,18 @@
 """The net ring (HVT_FEATURE_RING_IO, spec 5): eventfd + ioeventfd on port
-0x600 + the C I/O thread of csrc/ring.c.
+0x600 + the C I/O thread of csrc/ring.c, or the same ring served inline.
 
 Offering the ring is best effort, as upstream: if the eventfd, the
 ioeventfd or the thread cannot be set up, a warning is printed and the
 guest uses the NET_READ / NET_WRITE hypercalls. The ring memory stays
-reserved either way (the layout does not depend on the outcome)."""
+reserved either way (the layout does not depend on the outcome).
+
+Who serves it (`ring_mode`): the I/O thread spins, then sleeps until the
+guest kicks; every sleep costs a cross-CPU wake-up on the guest's critical
+path (its reads are synchronous). With CPUs to spare that is cheap; where
+the thread must share a CPU with the vCPU thread (2 CPUs, a busy host) the
+wake-up costs more than the VM exits the ring saves, and the ring ran
+slower than the hypercalls (bench/net.py). There the vCPU thread serves
+the ring inline instead: each kick is an IO exit, handled in C."""
 
 from __future__ import annotations
 
@@ -14,6 +22,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from tender.errors import DeviceError, GuestFault
+
+RING_MODES = ("thread", "inline")
+# The thread pays for itself when it can spin on a CPU of its own: one for
+# the vCPU, one for the I/O thread, one for the rest (the peer, the kernel).
+THREAD_MIN_CPUS = 4
+
+
+def ring_mode() -> str:
+    """`thread` or `inline`: PYTENDER_RING_MODE if set (benchmarks), else
+    by the CPUs this process may run on."""
+    forced = os.environ.get("PYTENDER_RING_MODE", "")
+    if forced in RING_MODES:
+        return forced
+    return "thread" if len(os.sched_getaffinity(0)) >= THREAD_MIN_CPUS else "inline"
 
 
 @dataclass(frozen=True)
@@ -29,6 +51,7 @@ class NetRing:
     """A running I/O thread. `stop()` is idempotent (halt hook + teardown)."""
 
     def __init__(self, handle: Any, efd: int, run_buf: Any) -> None:
+        # efd -1: inline mode (no thread; vl_run serves the kicks)
         self._handle = handle
         self._efd = efd
         self._run_buf = run_buf     # the vCPU run area the thread may kick
@@ -50,11 +73,12 @@ class NetRing:
         ranges, devices). Must be called on the thread that will run the
         vCPU (`run_area`): on a fatal error the I/O thread makes that thread
         leave KVM_RUN with `kick_signal`. Returns None (after a warning) when
-        the ring cannot run."""
-        from tender._vcpu import ffi, lib
-
+        the ring cannot run. Inline mode (see ring_mode) needs no eventfd
+        and no thread: the guest's kicks exit to vl_run, which serves them."""
         if register_kick is None:
             return None     # no KVM_CAP_IOEVENTFD: no ring, silently (spec 5.1)
+        if ring_mode() == "inline":
+            return cls._start(view, ring_gpa, -1, run_area, kick_signal, warn)
         try:
             efd = os.eventfd(0, os.EFD_CLOEXEC)
         except OSError as exc:
@@ -66,6 +90,13 @@ class NetRing:
             os.close(efd)
             warn(f"KVM_IOEVENTFD failed ({exc}), falling back to hypercalls")
             return None
+        return cls._start(view, ring_gpa, efd, run_area, kick_signal, warn)
+
+    @classmethod
+    def _start(cls, view: Any, ring_gpa: int, efd: int, run_area: Any, kick_signal: int,
+               warn: Callable[[str], None]) -> NetRing | None:
+        from tender._vcpu import ffi, lib
+
         err = ffi.new("char[]", 256)
         run_buf = ffi.from_buffer(run_area)
         view.run = run_buf
@@ -76,7 +107,8 @@ class NetRing:
             # it, which is harmless: the guest will never kick (no feature).
             warn(f"could not start the net I/O thread: "
                  f"{ffi.string(err).decode(errors='replace')}, falling back to hypercalls")
-            os.close(efd)
+            if efd >= 0:
+                os.close(efd)
             return None
         return cls(handle, efd, run_buf)
 
@@ -100,7 +132,8 @@ class NetRing:
         failed = lib.vl_ring_stop(self._handle, st, msg, 256)
         self._handle = None
         self.stats = RingStats(int(st.writes), int(st.reads), int(st.kicks))
-        os.close(self._efd)
+        if self._efd >= 0:
+            os.close(self._efd)
         self._efd = -1
         ffi.release(self._run_buf)
         if failed:
