@@ -13,9 +13,9 @@ import signal
 import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tender import abi, elf, layout, wx
+from tender import abi, elf, intercepting, layout, wx
 from tender import manifest as mft
 from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
 from tender.devices.block import BlockDevice, open_disk
@@ -34,9 +34,7 @@ from tender.errors import (
     UsageError,
 )
 from tender.hypercalls import Context, Handler, dispatch_table
-from tender.intercept import Interceptor, InterceptRun, interceptors
 from tender.memory import GuestMemory
-from tender.script import run_interceptors
 from tender.session import (
     Diag,
     ExitHook,
@@ -46,6 +44,9 @@ from tender.session import (
     default_diag,
 )
 from tender.usercode import UserCode
+
+if TYPE_CHECKING:
+    from tender.intercept import Interceptor, InterceptRun
 
 # Sent by Tender.stop() to the thread running the guest; its C handler makes
 # KVM_RUN return at once (the gdb stub's Ctrl-C uses the same mechanism).
@@ -152,8 +153,8 @@ class Tender:
         intercept: Mapping[Any, Interceptor] | None = None,
     ) -> None:
         self.config = config
-        self._intercept = interceptors(intercept or {})
-        self._icpt = InterceptRun({})
+        self._intercept = intercepting.checked(intercept)
+        self._icpt: InterceptRun | intercepting.NoIntercepts = intercepting.NO_INTERCEPTS
         self._user = UserCode()     # interceptors and --script run inside it
         self._guest = guest
         self._diag = diag
@@ -282,8 +283,7 @@ class Tender:
                 self._closers.append(binary.close)
         else:
             binary, notes, manifest = self._guest
-        self._icpt = InterceptRun(run_interceptors(self._intercept, cfg.script, self._user),
-                                  self._user)
+        self._icpt = intercepting.for_run(self._intercept, cfg.script, self._user)
         blocks, nets = self._attach(manifest)
 
         # Step 6: memory size.

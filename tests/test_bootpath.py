@@ -1,0 +1,47 @@
+"""What a plain CLI boot imports (issue 10): none of the tooling. Each of
+these costs start-up time and RSS on every `pytender run`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import guest, require_kvm
+
+# Imported only by tooling, debug features, interceptors, net devices or errors.
+NOT_ON_THE_BOOT_PATH = (
+    "elftools", "cstruct", "json", "socket", "selectors", "tender.intercept", "tender.script",
+    "tender.debug", "tender.devices.pipe", "tender.fuzz", "importlib.util",
+)
+
+_RUN = """
+import sys
+from tender.cli import run_hvt
+status = run_hvt("pytender-hvt", sys.argv[1:])
+loaded = sorted(m for m in sys.modules if any(m == n or m.startswith(n + ".") for n in NAMES))
+sys.stdout.write(f"status={status} loaded={loaded}\\n")
+"""
+
+
+def test_hello_boot_imports_no_tooling() -> None:
+    require_kvm()
+    code = f"NAMES = {NOT_ON_THE_BOOT_PATH!r}\n" + _RUN
+    r = subprocess.run([sys.executable, "-I", "-S", "-c",
+                        f"import sys; sys.path[:0] = {sys.path!r}\n" + code,
+                        "--mem=64", guest("hello"), "Hello_Solo5"],
+                       capture_output=True, text=True, timeout=120)
+    assert "**** Hello, World ****" in r.stdout, r.stdout + r.stderr
+    assert r.stdout.endswith("status=0 loaded=[]\n"), r.stdout + r.stderr
+
+
+def test_tooling_still_uses_the_libraries() -> None:
+    """The reference decoders are the libraries: `python -m tender.manifest
+    dump` loads pyelftools and cstruct (and prints the manifest)."""
+    code = (f"import sys, runpy; sys.argv = ['tender.manifest', 'dump', {guest('blk')!r}]\n"
+            "try:\n    runpy.run_module('tender.manifest', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "sys.stderr.write(str(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'elftools', 'cstruct'})))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert '"name": "storage"' in r.stdout, r.stdout + r.stderr
+    assert r.stderr.endswith("['cstruct', 'elftools']"), r.stderr
