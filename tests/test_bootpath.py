@@ -11,7 +11,8 @@ from conftest import guest, require_kvm
 # Imported only by tooling, debug features, interceptors, net devices or errors.
 NOT_ON_THE_BOOT_PATH = (
     "elftools", "cstruct", "json", "socket", "selectors", "tender.intercept", "tender.script",
-    "tender.debug", "tender.devices.pipe", "tender.fuzz", "importlib.util",
+    "tender.debug", "tender.devices.pipe", "tender.fuzz", "importlib.util", "tender.backend",
+    "tender.bhyve",
 )
 
 _RUN = """

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 
-from tender.backend import no_hypervisor
 from tender.errors import KvmError
 from tender.kvm import ioctls as k
 from tender.kvm.vmfd import VmFd
@@ -23,6 +22,9 @@ class Kvm:
             line = f"Could not open: {path}: {exc.strerror}"
             if exc.errno == errno.ENOENT and path == KVM_PATH:
                 # Name both hypervisors: this host may have been meant for bhyve.
+                # (An error path: tender.backend stays off the boot path.)
+                from tender.backend import no_hypervisor
+
                 line += f" ({no_hypervisor() or 'no /dev/kvm'})"
             raise KvmError(line) from None
         version = k.ioctl_int(self.fd, k.GET_API_VERSION, 0, "GET_API_VERSION")
