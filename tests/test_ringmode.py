@@ -34,8 +34,25 @@ def test_policy_by_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     assert ring.ring_mode() == "thread"
 
 
+def test_only_thread_mode_has_an_io_thread(netns: Netns,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mode really changes who serves: one more thread in the tender."""
+    threads = {}
+    for m in ("inline", "thread"):
+        monkeypatch.setenv("PYTENDER_RING_MODE", m)
+        g = start(netns, "--handlers=native", f"--net={TAP0}", guest("net"), GUEST0,
+                  "limit", "20")
+        threads[m] = len(os.listdir(f"/proc/{g.proc.pid}/task"))   # ip netns exec execs
+        p = netns.ping("-f", "-q", "-c", "20", GUEST0)
+        r = g.finish()
+        assert r.status == 0, r.output
+        assert "NET: ring active\n" in r.out
+        flood_received(p.stdout, 20)
+    assert threads["thread"] == threads["inline"] + 1, threads
+
+
 def test_flood_ping_in_both_modes(netns: Netns, mode: str) -> None:
-    n = FLOOD // 4
+    n = FLOOD // 8
     for size in ("56", "1400"):
         g = start(netns, "--handlers=native", f"--net={TAP0}", guest("net"), GUEST0,
                   "limit", str(n))
