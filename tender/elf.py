@@ -218,8 +218,8 @@ def _parse_header(data: Source, path: str, context: str, reference: bool = False
         raise
     except OSError as e:
         # The host failed (EIO from a read; EMFILE while the reference decoder
-        # imports pyelftools), not
-        # the file: say so rather than call a good binary invalid.
+        # imports pyelftools), not the file: say so rather than call a good
+        # binary invalid.
         raise ElfError(f"{path}: Could not read: {e.strerror or e}") from None
     except Exception:  # any struct / pyelftools failure on hostile input
         raise _bad_header(path, context) from None
