@@ -1,5 +1,6 @@
 """Who serves the net ring (tender.devices.ring.ring_mode): the I/O thread,
-or the vCPU thread inline. Both modes on real KVM with real taps, whichever
+or the vCPU thread inline. Both modes on real KVM (taps for the floods,
+FramePipes for the hostile entries), whichever
 one this host picks by default; the guest cannot tell them apart."""
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ import os
 
 import pytest
 from conftest import guest
-from test_net import FLOOD, GUEST0, TAP0, Netns, _ring_hostile, flood_received, netns, start
+from test_net import FLOOD, GUEST0, TAP0, Netns, flood_received, netns, start
+from test_net_pipe import _ring_hostile
 
 from tender.devices import ring
 
@@ -70,16 +72,16 @@ def test_flood_ping_in_both_modes(netns: Netns, mode: str) -> None:
     ("write-oob-kick-halt", f"Invalid guest access: gpa={_M64 - 1:#x}, sz=16"),
     ("write-oob-halt", f"Invalid guest access: gpa={_M64 - 1:#x}, sz=16"),
 ])
-def test_fatal_entries_in_both_modes(netns: Netns, mode: str, kind: str, msg: str) -> None:
-    r = _ring_hostile(netns, kind)
+def test_fatal_entries_in_both_modes(mode: str, kind: str, msg: str) -> None:
+    r = _ring_hostile(kind)
     assert r.status == 1, r.output
     assert r.err == f"pytender: {msg}\n"
     assert "FAILURE" not in r.out
 
 
 @pytest.mark.parametrize("kind", ["bad-handle", "bad-op"])
-def test_survivable_entries_in_both_modes(netns: Netns, mode: str, kind: str) -> None:
-    r = _ring_hostile(netns, kind)
+def test_survivable_entries_in_both_modes(mode: str, kind: str) -> None:
+    r = _ring_hostile(kind)
     assert r.status == 0, r.output
     assert r.out.endswith(f"NET: ring-hostile {kind}\nSUCCESS\n"), r.out
     assert r.err == ""
