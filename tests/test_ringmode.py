@@ -1,7 +1,7 @@
 """Who serves the net ring (tender.devices.ring.ring_mode): the I/O thread,
 or the vCPU thread inline. Both modes on real KVM (taps for the floods,
-FramePipes for the hostile entries), whichever
-one this host picks by default; the guest cannot tell them apart."""
+FramePipes for the hostile entries), whichever one this host picks by
+default; the guest cannot tell them apart."""
 
 from __future__ import annotations
 
