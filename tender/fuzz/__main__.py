@@ -1,6 +1,7 @@
 """`python -m tender.fuzz [--seed S] [--cases N] [--cli K]`: ELF/manifest
 fuzzing through the in-process loader, then all accepted mutants (at most
-K) and K rejected ones through the real CLI on KVM."""
+K) and K rejected ones through the real CLI on KVM.
+`python -m tender.fuzz hypercalls ...`: see tender.fuzz.hypercalls."""
 
 from __future__ import annotations
 
@@ -12,12 +13,17 @@ from tender.fuzz import cli_runs, loader
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["hypercalls"]:
+        from tender.fuzz import hypercalls
+
+        return hypercalls.main(args[1:])
     ap = argparse.ArgumentParser(prog="python -m tender.fuzz")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cases", type=int, default=10_000)
     ap.add_argument("--cli", type=int, default=0, help="mutants per class run on KVM")
     ap.add_argument("--guests", default="guests/build")
-    a = ap.parse_args(argv)
+    a = ap.parse_args(args)
     guests = sorted(Path(a.guests).glob("*.hvt"))
     if not guests:
         print(f"fuzz: no guests in {a.guests} (make -C guests)", file=sys.stderr)
