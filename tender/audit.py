@@ -173,7 +173,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("hello", ("Hello_Solo5",)), Scenario("quiet", ("--solo5:quiet",)),
     Scenario("output", ("Output_Solo5",)), Scenario("globals"), Scenario("exception"),
     Scenario("zeropage"), Scenario("notls"), Scenario("tls"), Scenario("ssp"),
-    Scenario("abort"), Scenario("exit", ("42",)), Scenario("time"), Scenario("fpu"),
+    Scenario("abort"), Scenario("exit", ("42",)), Scenario("fpu"),
     Scenario("wtext"), Scenario("wrodata"), Scenario("rtcheck", ("a", "b")),
     Scenario("gdbtarget"),
     *(Scenario("hostile", (m,)) for m in _HOSTILE),
