@@ -13,8 +13,6 @@ from conftest import GUESTS, guest, require_kvm
 
 from tender import audit, sandbox
 
-pytest.importorskip("ptrace")
-
 
 @pytest.fixture(scope="module")
 def runs() -> list[audit.AuditRun]:
