@@ -160,6 +160,7 @@ class Scenario:
     blocks: tuple[str, ...] = ()
     nets: tuple[str, ...] = ()
     signal_after: float | None = None
+    fill: bytes = b""       # the start of each block image
 
     @property
     def name(self) -> str:
@@ -182,6 +183,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("blkbench", ("write", "4096"), ("storage",)),
     Scenario("blkbench", ("null", "100"), ("storage",)),
     Scenario("mft63", (), tuple(f"storage{i}" for i in range(63))),
+    Scenario("hold", ("3",), ("storage",), fill=b"go"), Scenario("records", ("20",), ("storage",)),
     Scenario("net", ("info",), (), _NET), Scenario("net2", ("info",), (), ("service0", "service1")),
     *(Scenario("hcfuzz", (str(i), "400", f), ("storage",), _NET) for i, f in enumerate(
         ("halt", "puts-last", "ring-oob", "ring-jump", "port-in", "pagefault"))),
@@ -211,6 +213,7 @@ def run_scenario(sc: Scenario, mode: tuple[str, ...], guests: str, workdir: str,
     for name in sc.blocks:
         img = os.path.join(workdir, f"{name}.img")
         with open(img, "wb") as f:
+            f.write(sc.fill)
             f.truncate(1 << 20 if len(sc.blocks) == 1 else 4096)
         argv.append(f"--block:{name}={img}")
     pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in sc.nets]
