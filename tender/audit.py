@@ -184,6 +184,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("blkbench", ("null", "100"), ("storage",)),
     Scenario("mft63", (), tuple(f"storage{i}" for i in range(63))),
     Scenario("hold", ("3",), ("storage",), fill=b"go"), Scenario("records", ("20",), ("storage",)),
+    Scenario("albatross", ("--name=vm1", "exit", "3"), ("storage",), ("service",)),
+    Scenario("albatross", ("--name=vm1", "write", "1"), ("storage",), ("service",),
+             signal_after=1.0),
     Scenario("net", ("info",), (), _NET), Scenario("net2", ("info",), (), ("service0", "service1")),
     *(Scenario("hcfuzz", (str(i), "400", f), ("storage",), _NET) for i, f in enumerate(
         ("halt", "puts-last", "ring-oob", "ring-jump", "port-in", "pagefault"))),
