@@ -177,6 +177,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("abort"), Scenario("exit", ("42",)), Scenario("fpu"),
     Scenario("wtext"), Scenario("wrodata"), Scenario("rtcheck", ("a", "b")),
     Scenario("gdbtarget"),
+    # W^X, CPUID and MSR cases (issue 9): faults the tender classifies.
+    *(Scenario("wx", (m,)) for m in ("wtext", "xdata", "wbootinfo", "wpt", "nxe", "rdtext")),
+    Scenario("cpu", ("cpuid",)), Scenario("cpu", ("rdmsr", "0x10")),
+    Scenario("cpu", ("wrmsr", "0xc0000100")),
     *(Scenario("hostile", (m,)) for m in _HOSTILE),
     *(Scenario("hostileblk", (m,), ("storage",)) for m in ("block-nodev", "block-hugehandle")),
     Scenario("blk", (), ("storage",)), Scenario("blk2", (), ("disk0", "disk1")),
