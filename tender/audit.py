@@ -199,8 +199,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("time", (), (), (), signal_after=1.5),
     Scenario("hcfuzz", ("9", "1000000", "halt"), ("storage",), _NET, signal_after=1.0),
 )
+# A mode is tender options plus NAME=VALUE environment entries. The ring is
+# served inline by the vCPU thread on hosts with few CPUs and by the I/O
+# thread otherwise (tender.devices.ring.ring_mode): net guests run in both.
+RING_THREAD = "PYTENDER_RING_MODE=thread"
 MODES: tuple[tuple[str, ...], ...] = (
-    ("--handlers=native",), ("--handlers=native", "--net-ring=off"), ("--handlers=python",))
+    ("--handlers=native",), ("--handlers=native", RING_THREAD),
+    ("--handlers=native", "--net-ring=off"), ("--handlers=python",))
+NET_ONLY = frozenset({RING_THREAD, "--net-ring=off"})
 
 
 @dataclass(frozen=True)
@@ -216,7 +222,9 @@ def run_scenario(sc: Scenario, mode: tuple[str, ...], guests: str, workdir: str,
 
     from tender.fuzz.hypercalls import Feeder
 
-    argv = [python, "-m", "tender.cli", "run", *mode, "--mem=32"]
+    env = dict(os.environ, **dict(m.split("=", 1) for m in mode if not m.startswith("-")))
+    argv = [python, "-m", "tender.cli", "run", *(m for m in mode if m.startswith("-")),
+            "--mem=32"]
     for name in sc.blocks:
         img = os.path.join(workdir, f"{name}.img")
         with open(img, "wb") as f:
@@ -230,7 +238,8 @@ def run_scenario(sc: Scenario, mode: tuple[str, ...], guests: str, workdir: str,
     try:
         for fd in feeders:
             fd.__enter__()
-        t = trace(argv, pass_fds=[g.fileno() for _, g in pairs], signal_after=sc.signal_after)
+        t = trace(argv, pass_fds=[g.fileno() for _, g in pairs], signal_after=sc.signal_after,
+                  env=env)
     finally:
         for fd in feeders:
             fd.__exit__()
@@ -248,7 +257,7 @@ def audit(guests: str, python: str, scenarios: Sequence[Scenario] = SCENARIOS
     with tempfile.TemporaryDirectory(prefix="pytender-audit-") as d:
         for sc in scenarios:
             for mode in MODES:
-                if "--net-ring=off" in mode and not sc.nets:
+                if NET_ONLY & set(mode) and not sc.nets:
                     continue
                 runs.append(run_scenario(sc, mode, guests, d, python))
     return runs
