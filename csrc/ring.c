@@ -36,7 +36,15 @@
 #include <linux/kvm.h>
 
 #include "hvt_ring.h"
+#include "vl_stats.h"
 #include "vcpu_loop.h"
+
+/* Bump a live counter of the ring thread (see vl_stats.h). */
+#define TALLY(q, field, n)                                                    \
+    do {                                                                      \
+        if ((q)->v.stats != NULL)                                             \
+            (q)->v.stats->ring.field += (n);                                  \
+    } while (0)
 
 #define RING_POLL_ITERS 4096
 #define R_OK_ 0
@@ -113,16 +121,25 @@ static void do_write(struct vl_ring *q, const struct ring_entry *e)
     int fd = net_fd(q, e->handle);
     ssize_t n;
 
-    if (fd < 0)
+    if (fd < 0) {
+        TALLY(q, bad_handle, 1);
         return;                 /* invalid handle: skipped silently */
+    }
     if (!vl_check(&q->v, e->data, e->len))
         die(q, "Invalid guest access: gpa=0x%lx, sz=%u",
             (unsigned long)e->data, e->len);
     do
         n = write(fd, q->v.mem + e->data, e->len);
     while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        TALLY(q, dev[e->handle].drops, 1);
         n = (ssize_t)e->len;    /* full FramePipe queue: dropped, as a tap does */
+    } else if (n >= 0) {
+        TALLY(q, dev[e->handle].wr_ops, 1);
+        TALLY(q, dev[e->handle].wr_bytes, (uint64_t)n);
+    }
+    if (n < 0 || (uint64_t)n != e->len)
+        TALLY(q, dev[e->handle].wr_errors, 1);
     if (n < 0)
         die(q, "Fatal write error on net device: %s", strerror(errno));
     if ((uint64_t)n != e->len)
@@ -138,7 +155,9 @@ static void do_read(struct vl_ring *q, const struct ring_entry *e)
     uint32_t len = 0;
     ssize_t n;
 
-    if (fd >= 0) {
+    if (fd < 0) {
+        TALLY(q, bad_handle, 1);
+    } else {
         if (!vl_check_write(&q->v, e->data, e->len))
             die(q, "Invalid guest access: gpa=0x%lx, sz=%u",
                 (unsigned long)e->data, e->len);
@@ -148,8 +167,13 @@ static void do_read(struct vl_ring *q, const struct ring_entry *e)
         if (n > 0) {
             ret = R_OK_;
             len = (uint32_t)n;
+            TALLY(q, dev[e->handle].rd_ops, 1);
+            TALLY(q, dev[e->handle].rd_bytes, (uint64_t)n);
         } else if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
             ret = R_AGAIN;
+            TALLY(q, dev[e->handle].rx_empty, 1);
+        } else {
+            TALLY(q, dev[e->handle].rd_errors, 1);
         }
         /* other errors: EINVAL, 0 (the ring reports, the hypercall dies) */
     }
@@ -235,6 +259,7 @@ static void *io_thread(void *arg)
                 if (n < 0 && errno != EINTR)
                     break;
                 q->kicks++;
+                TALLY(q, ring_kicks, 1);
             }
             __atomic_store_n(&q->r->needs_kick, 0, __ATOMIC_RELEASE);
             continue;

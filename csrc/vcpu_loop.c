@@ -26,7 +26,15 @@
 #include <linux/kvm.h>
 
 #include "hvt_ring.h"
+#include "vl_stats.h"
 #include "vcpu_loop.h"
+
+/* Bump a live counter of the vCPU thread (see vl_stats.h). */
+#define TALLY(v, field, n)                                                    \
+    do {                                                                      \
+        if ((v)->stats != NULL)                                               \
+            (v)->stats->vcpu.field += (n);                                    \
+    } while (0)
 
 #define PIO_BASE 0x500
 #define NR_WALLTIME 1
@@ -214,6 +222,12 @@ static int hc_block(struct vl_vcpu *v, uint64_t gpa, int is_write,
     if (d == NULL || a.len > SSIZE_MAX || a.offset >= d->capacity ||
         __builtin_add_overflow(a.offset, a.len, &end) || end > d->capacity ||
         a.offset % d->block_size != 0 || a.len % d->block_size != 0) {
+        if (d == NULL)
+            TALLY(v, bad_handle, 1);
+        else if (is_write)
+            TALLY(v, dev[a.handle].wr_errors, 1);
+        else
+            TALLY(v, dev[a.handle].rd_errors, 1);
         STORE(gpa, struct a_block, ret, R_EINVAL);
         return 0;
     }
@@ -236,9 +250,20 @@ static int hc_block(struct vl_vcpu *v, uint64_t gpa, int is_write,
          * which exits). A write is never acknowledged unless all of it
          * reached the file. */
         if (n <= 0) {
+            if (is_write)
+                TALLY(v, dev[a.handle].wr_errors, 1);
+            else
+                TALLY(v, dev[a.handle].rd_errors, 1);
             STORE(gpa, struct a_block, ret, R_EUNSPEC);
             return 0;
         }
+    }
+    if (is_write) {
+        TALLY(v, dev[a.handle].wr_ops, 1);
+        TALLY(v, dev[a.handle].wr_bytes, a.len);
+    } else {
+        TALLY(v, dev[a.handle].rd_ops, 1);
+        TALLY(v, dev[a.handle].rd_bytes, a.len);
     }
     STORE(gpa, struct a_block, ret, R_OK_);
     return 0;
@@ -254,6 +279,7 @@ static int net_args(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e,
     ARGS(*a, gpa);
     *d = device(v, a->handle, VL_DEV_NET);
     if (*d == NULL) {
+        TALLY(v, bad_handle, 1);
         STORE(gpa, struct a_net, ret, R_EINVAL);
         return 0;
     }
@@ -275,8 +301,15 @@ static int hc_net_write(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e)
         n = write(d->fd, v->mem + a.data, a.len);
     while (n < 0 && errno == EINTR);
     /* A full socket (FramePipe) queue drops the frame, as a full tap does. */
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        TALLY(v, dev[a.handle].drops, 1);
         n = (ssize_t)a.len;
+    } else if (n >= 0) {
+        TALLY(v, dev[a.handle].wr_ops, 1);
+        TALLY(v, dev[a.handle].wr_bytes, (uint64_t)n);
+    }
+    if (n < 0 || (uint64_t)n != a.len)
+        TALLY(v, dev[a.handle].wr_errors, 1);
     if (n < 0)
         return fatal(e, errno, "Fatal error when writing: %s", strerror(errno));
     if ((uint64_t)n != a.len)
@@ -301,11 +334,16 @@ static int hc_net_read(struct vl_vcpu *v, uint64_t gpa, struct vl_exit *e)
         n = read(d->fd, v->mem + a.data, a.len);
     while (n < 0 && errno == EINTR);
     if (n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+        TALLY(v, dev[a.handle].rx_empty, 1);
         STORE(gpa, struct a_net, ret, R_AGAIN);
         return 0;
     }
-    if (n < 0)
+    if (n < 0) {
+        TALLY(v, dev[a.handle].rd_errors, 1);
         return fatal(e, errno, "Fatal error when reading: %s", strerror(errno));
+    }
+    TALLY(v, dev[a.handle].rd_ops, 1);
+    TALLY(v, dev[a.handle].rd_bytes, (uint64_t)n);
     STORE(gpa, struct a_net, len, (uint64_t)n);
     STORE(gpa, struct a_net, ret, R_OK_);
     return 0;
@@ -338,6 +376,7 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
         }
         if (ioctl(v->vcpufd, KVM_RUN, 0) < 0) {
             if (errno == EINTR) {
+                TALLY(v, interrupted, 1);
                 run->immediate_exit = 0;
                 e->reason = VL_EINTR;
                 return 0;
@@ -348,6 +387,8 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
             return 0;
         }
         v->exits++;
+        TALLY(v, exits[run->exit_reason < VL_EXIT_KINDS ? run->exit_reason
+                                                         : VL_EXIT_KINDS - 1], 1);
         e->kvm_reason = run->exit_reason;
         switch (run->exit_reason) {
         case KVM_EXIT_IO: {
@@ -368,6 +409,7 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
                 run->io.port >= PIO_BASE && nr < VL_NR_MAX &&
                 (v->native_mask & (1u << nr))) {
                 v->counts[nr]++;
+                TALLY(v, hypercalls[nr], 1);
                 if (serve(v, nr, gpa, e) < 0)
                     return 0;
                 continue;

@@ -15,6 +15,7 @@
 #define VL_DEV_NET 2
 
 struct vl_ring;     /* csrc/ring.c */
+struct vl_stats;    /* csrc/vl_stats.h: live counters, owned by Python */
 
 struct vl_device {
     int kind;
@@ -40,6 +41,7 @@ struct vl_vcpu {
     uint64_t exits;              /* KVM_RUN returns */
     uint32_t report_msr;         /* also return refused MSR accesses to Python */
     uint64_t msr_denied;         /* RDMSR/WRMSR the MSR filter refused (#GP) */
+    struct vl_stats *stats;      /* live counters, or NULL */
 };
 
 struct vl_exit {

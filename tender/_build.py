@@ -12,11 +12,12 @@ _CSRC = _ROOT / "csrc"
 ffibuilder = FFI()
 ffibuilder.cdef(
     "typedef unsigned long size_t;\n"
+    + (_CSRC / "vl_stats.h").read_text()
     + (_CSRC / "vcpu_loop.h").read_text()
 )
 ffibuilder.set_source(
     "tender._vcpu",
-    '#include <stdint.h>\n#include <stddef.h>\n#include "vcpu_loop.h"\n',
+    '#include <stdint.h>\n#include <stddef.h>\n#include "vl_stats.h"\n#include "vcpu_loop.h"\n',
     # Relative to the project root: setuptools refuses absolute source paths.
     sources=["csrc/vcpu_loop.c", "csrc/ring.c", "csrc/sandbox.c"],
     include_dirs=["csrc"],

@@ -48,6 +48,9 @@ from tender.usercode import UserCode
 if TYPE_CHECKING:
     from tender.intercept import Interceptor, InterceptRun
 
+if TYPE_CHECKING:
+    from tender.stats import LiveRun, Stats
+
 # Sent by Tender.stop() to the thread running the guest; its C handler makes
 # KVM_RUN return at once (the gdb stub's Ctrl-C uses the same mechanism).
 STOP_SIGNAL = signal.SIGUSR2
@@ -175,7 +178,20 @@ class Tender:
         self._thread_lock = threading.RLock()
         self._closers: list[Callable[[], None]] = []
         self._keep: list[Any] = []      # C-side arrays of the current run
+<<<<<<< HEAD
         self._wx_protected: layout.Ranges | None = None
+=======
+        self._live: LiveRun | None = None   # counters of the current (or last) run
+
+    def stats(self) -> Stats:
+        """A frozen snapshot of the current (or last) run's counters, from
+        any thread, without stopping the guest (tender/stats.py)."""
+        from tender import stats
+
+        live = self._live
+        return stats.idle(os.path.basename(self.config.kernel)) if live is None \
+            else live.snapshot()
+>>>>>>> 2f24b88 (Live stats: Tender.stats() from any thread, a frozen snapshot of hypercalls, per-device I/O, exits by kind, run time, memory and KVM binary stats; C counters in struct vl_stats (one writer per part: vCPU loop and ring thread), Python path in Tally)
 
     def stop(self) -> None:
         """Stop a running guest from any thread: run() raises Stopped soon
@@ -302,8 +318,14 @@ class Tender:
         self._closers.append(vcpu.close)
         mem = GuestMemory(mem_size.alloc, mem_size.guest)
         self._closers.append(mem.close)
+<<<<<<< HEAD
         low_end = wx.LOW_MEMORY[1] if cfg.wx else 0
         low_slot = map_ram(vm, mem, low_end)
+=======
+        vm.require_user_memory()
+        vm.set_user_memory_region(0, 0, mem_size.alloc, mem.host_address)
+        live = self._start_stats(mem_size.guest, blocks, nets, vm.fd, vcpu.fd)
+>>>>>>> 2f24b88 (Live stats: Tender.stats() from any thread, a frozen snapshot of hypercalls, per-device I/O, exits by kind, run time, memory and KVM binary stats; C counters in struct vl_stats (one writer per part: vCPU loop and ring thread), Python path in Tally)
 
         # Step 8: the ELF image; host pages of text/rodata become read-only
         # and no guest page is ever host-executable.
@@ -362,7 +384,7 @@ class Tender:
         poller = Poller({h: d.fd for h, d in nets.items()})
         self._closers.append(poller.close)
         ctx = Context(mem=mem, blocks=blocks, nets=nets, console_fd=self._console_fd,
-                      poller=poller)
+                      poller=poller, tally=live.tally)
         ring = self._start_ring(vm, vcpu, mem, mem_size, manifest, ctx) if nets else None
 
         # Step 12: boot info, manifest copy, command line.
@@ -390,6 +412,18 @@ class Tender:
             sandbox.enter()
         return self._loop(running, table)
 
+    def _start_stats(self, mem_size: int, blocks: dict[int, BlockDevice],
+                     nets: dict[int, NetDevice], vm_fd: int, vcpu_fd: int) -> LiveRun:
+        from tender.stats import LiveRun
+
+        devices = {h: (d.name, "block") for h, d in blocks.items()}
+        devices.update({h: (d.name, "net") for h, d in nets.items()})
+        live = LiveRun(os.path.basename(self.config.kernel), mem_size, devices,
+                       vm_fd=vm_fd, vcpu_fd=vcpu_fd)
+        self._live = live
+        self._closers.append(live.finish)
+        return live
+
     def _native(self) -> bool:
         # A trace must see every hypercall, so it forces the Python handlers.
         return self.config.handlers is HandlerMode.NATIVE and self.config.trace is None
@@ -408,6 +442,7 @@ class Tender:
         """Spec 5.1: offer HVT_FEATURE_RING_IO when the C I/O thread can serve
         it. Only with native handlers: the ring bypasses every hypercall, so
         nothing in Python could observe (or be the reference for) it."""
+        from tender._vcpu import ffi
         from tender.kvm import ioctls as k
 
         if not self._native() or not self.config.net_ring or self._icpt.intercepted & RING_CALLS:
@@ -417,6 +452,7 @@ class Tender:
             def register(efd: int) -> None:
                 vm.register_pio_eventfd(abi.RING_KICK_PORT, efd)
         view = _native_view(mem, manifest, ctx, self._keep)
+        view.stats = self._live.c if self._live is not None else ffi.NULL
         ring = NetRing.start(register, view, mem_size.ring_base, vcpu.run_area, STOP_SIGNAL,
                              self._diag)
         if ring is not None:
@@ -436,6 +472,9 @@ class Tender:
         run_buf = ffi.from_buffer(vcpu.run_area)
         v.vcpufd = vcpu.fd
         v.run = run_buf
+        live = self._live
+        assert live is not None     # _run made it
+        v.stats = live.c
         if self._ring is not None:
             v.ring = self._ring.handle
         v.report_msr = bool(self._run_exit_hooks)     # a trace records each one
@@ -447,10 +486,11 @@ class Tender:
         with self._thread_lock:
             self._vcpu_thread = threading.get_ident()
         e = ffi.new("struct vl_exit *")
-        counts = [0] * (abi.HYPERCALL_MAX + 1)
+        counts = live.hypercalls
         try:
             return self._dispatch(vm, table, v, e, counts)
         finally:
+            live.finish()
             with self._thread_lock:
                 self._vcpu_thread = None
             lib.vl_clear_kick()

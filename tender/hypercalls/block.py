@@ -7,6 +7,7 @@ import struct
 
 from tender import abi
 from tender.devices.block import BlockIOError
+from tender.errors import TenderError
 from tender.hypercalls.context import Context
 
 SSIZE_MAX = (1 << 63) - 1
@@ -20,7 +21,10 @@ def _io(ctx: Context, gpa: int, is_write: bool) -> None:
     handle, offset, data, length, _ = mem.read_struct(abi.BLOCK, gpa)
     dev = ctx.blocks.get(handle)
     ret = abi.Result.EINVAL
-    if (
+    tally = ctx.tally
+    if dev is None:
+        tally.bad_handle += 1
+    elif (
         dev is not None
         and length <= SSIZE_MAX
         and offset < dev.capacity
@@ -28,15 +32,24 @@ def _io(ctx: Context, gpa: int, is_write: bool) -> None:
         and offset % dev.block_size == 0
         and length % dev.block_size == 0
     ):
+        # A bad buffer is the guest's fault, not the device's: checked first.
+        buf = mem.checked(data, length) if is_write else mem.writable(data, length)
         try:
             if is_write:
-                dev.write(offset, mem.checked(data, length))
+                dev.write(offset, buf)
             else:
-                dev.read(offset, mem.writable(data, length))
+                dev.read(offset, buf)
             ret = abi.Result.OK
+            tally.done(handle, is_write, length)
         except BlockIOError:
             # The backing store failed this request, not the tender.
             ret = abi.Result.EUNSPEC
+            tally.failed(handle, is_write)
+        except TenderError:
+            tally.failed(handle, is_write)
+            raise
+    else:
+        tally.failed(handle, is_write)
     _RET.pack_into(mem.writable(gpa + _RET_OFFSET, 4), 0, ret)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from tender.hypercalls.tally import Tally
 from tender.memory import GuestMemory
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ class Context:
     nets: dict[int, NetDevice] = field(default_factory=dict)       # by handle
     console_fd: int = 1
     poller: Poller | None = None
+    tally: Tally = field(default_factory=Tally)     # live counters (Tender.stats)
 
 
 Handler = Callable[[Context, int], None]

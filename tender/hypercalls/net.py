@@ -8,6 +8,7 @@ from tender import abi
 from tender.devices.net import NetDevice
 from tender.errors import DeviceError
 from tender.hypercalls.context import Context
+from tender.hypercalls.tally import Field
 
 
 def _args(ctx: Context, gpa: int) -> tuple[int, int, int, NetDevice] | None:
@@ -16,6 +17,7 @@ def _args(ctx: Context, gpa: int) -> tuple[int, int, int, NetDevice] | None:
     handle, data, length, _ = ctx.mem.read_struct(abi.NET, gpa)
     dev = ctx.nets.get(handle)
     if dev is None:
+        ctx.tally.bad_handle += 1
         ctx.mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.EINVAL)
         return None
     return handle, data, length, dev
@@ -31,9 +33,14 @@ def net_write(ctx: Context, gpa: int) -> None:
         n = os.write(dev.fd, buf)
     except BlockingIOError:
         n = length      # a full FramePipe queue drops the frame, as a full tap does
+        ctx.tally.add(handle, Field.DROPS)
     except OSError as exc:
+        ctx.tally.failed(handle, True)
         raise DeviceError(f"Fatal error when writing: {exc.strerror}") from None
+    else:
+        ctx.tally.done(handle, True, n)
     if n != length:
+        ctx.tally.failed(handle, True)
         raise DeviceError(f"Fatal error: wrote only {n} out of {length} bytes")
     ctx.mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.OK)
 
@@ -49,8 +56,11 @@ def net_read(ctx: Context, gpa: int) -> None:
     except BlockingIOError:
         n = 0
     except OSError as exc:
+        ctx.tally.failed(handle, False)
         raise DeviceError(f"Fatal error when reading: {exc.strerror}") from None
     if n == 0:
+        ctx.tally.add(handle, Field.RX_EMPTY)
         ctx.mem.write_struct(abi.NET, gpa, handle, data, length, abi.Result.AGAIN)
     else:
+        ctx.tally.done(handle, False, n)
         ctx.mem.write_struct(abi.NET, gpa, handle, data, n, abi.Result.OK)
