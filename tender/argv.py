@@ -22,6 +22,7 @@ RE_SECTOR = re.compile(rf"--block-sector-size:{_NAME}=(\S+)")
 RE_NET = re.compile(rf"--net:{_NAME}=(\S{{1,19}})")
 RE_MAC = re.compile(rf"--net-mac:{_NAME}=((?:[0-9A-Fa-f]{{2}}:){{5}}[0-9A-Fa-f]{{2}})")
 RE_GDB_PORT = re.compile(r"--gdb-port=(\d+)")
+RE_METRICS_PORT = re.compile(r"--metrics-port=(\d{1,5})")
 
 
 # Each name followed by a space, as solo5-hvt prints them.
@@ -56,6 +57,7 @@ pytender options:
     [ --wx=on|off ] (W^X guest page tables, read-only tender memory; default on)
     [ --cpuid=filtered|host ] (CPUID table the guest sees; default filtered)
     [ --msr=filtered|host ] (refuse guest MSRs but the allowlist; default filtered)
+    [ --metrics-port=PORT ] (serve Prometheus /metrics on 127.0.0.1:PORT)
 """
 
 
@@ -136,6 +138,7 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
     wx = True
     cpuid = CpuidMode.FILTERED
     msr_filter = True
+    metrics_port: int | None = None
     order: dict[str, None] = {}     # device names, in command-line order
     error: TenderError | None = None
     try:
@@ -194,6 +197,11 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
                 trace = arg[len("--trace="):]
             elif arg.startswith("--script=") and len(arg) > len("--script="):
                 script = arg[len("--script="):]
+            elif arg.startswith("--metrics-port="):
+                m = RE_METRICS_PORT.fullmatch(arg)
+                if m is None or int(m[1]) > 65535:
+                    raise TenderError("Malformed argument to --metrics-port")
+                metrics_port = int(m[1])
             else:
                 raise _invalid(arg)
     except TenderError as exc:
@@ -218,4 +226,5 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
         wx=wx,
         cpuid=cpuid,
         msr_filter=msr_filter,
+        metrics_port=metrics_port,
     ), error

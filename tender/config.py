@@ -78,3 +78,5 @@ class VmConfig:
     wx: bool = True             # W^X guest paging, read-only low memory (issue 9)
     cpuid: CpuidMode = CpuidMode.FILTERED
     msr_filter: bool = True     # deny guest MSRs but the allowlist (tender/kvm/msr.py)
+    # Serve Prometheus /metrics on 127.0.0.1:PORT during run() (0: any free port).
+    metrics_port: int | None = None

@@ -36,6 +36,14 @@ KEPT_UNUSED = {
     "epoll_pwait": "select.epoll.poll: some glibc versions make epoll_wait an epoll_pwait",
     "preadv": "os.preadv: glibc issues preadv or (here) preadv2, by version",
 }
+# The /metrics thread (tender/metrics.py, --metrics-port), measured with
+# `strace -f` on that thread over scrapes, a 404 and the shutdown: accept4,
+# getsockname, recvfrom, sendto, shutdown, plus ioctl FIONBIO (the
+# per-connection timeout) and poll/close/futex/mmap/pread64 already allowed
+# above. Its listening socket exists before the filter (no socket, bind,
+# listen) and one thread serves every request (no clone).
+METRICS = {"sendto": 44, "recvfrom": 45, "shutdown": 48, "getsockname": 51, "accept4": 288}
+FIONBIO = 0x5421
 IOCTL = 16
 # Allowed only towards this process (arg 0 = our pid): the ring I/O thread
 # kicks the vCPU thread out of KVM_RUN with it.
@@ -46,16 +54,18 @@ TGKILL = 234
 ALLOWED_IOCTLS = (k.RUN, k.GET_REGS)
 
 
-def enter() -> None:
-    """Refuse READ_IMPLIES_EXEC, then install the filter on every thread."""
+def enter(*, metrics: bool = False) -> None:
+    """Refuse READ_IMPLIES_EXEC, then install the filter on every thread;
+    with `metrics`, also what the /metrics thread needs (METRICS)."""
     from tender._vcpu import ffi, lib
 
     if lib.vl_read_implies_exec():
         raise TenderError(
             "Cowardly refusing to run with a sys_personality of READ_IMPLIES_EXEC set"
         )
-    nrs = ffi.new("uint32_t[]", sorted(ALLOWED.values()))
-    reqs = ffi.new("uint32_t[]", list(ALLOWED_IOCTLS))
+    allowed = {**ALLOWED, **METRICS} if metrics else ALLOWED
+    nrs = ffi.new("uint32_t[]", sorted(allowed.values()))
+    reqs = ffi.new("uint32_t[]", [*ALLOWED_IOCTLS, *((FIONBIO,) if metrics else ())])
     err = lib.vl_sandbox(nrs, len(nrs), IOCTL, reqs, len(reqs), TGKILL, os.getpid())
     if err:
         raise KvmError(f"seccomp: could not install the filter: error {err}")

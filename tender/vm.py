@@ -400,6 +400,8 @@ class Tender:
         self._wx_protected = (*mem.read_only, wx.LOW_MEMORY) if cfg.wx else None
 
         running = RunningVm(cfg, mem, manifest, ctx, vcpu, self._diag)
+        if cfg.metrics_port is not None:
+            self._serve_metrics(cfg.metrics_port)
         table = self._icpt.wrap(dispatch_table(bool(blocks), bool(nets)))
         if debug is not None:
             return debug.run(running, table, self._loop)
@@ -409,7 +411,7 @@ class Tender:
         if self._sandbox and not self._icpt.intercepted:
             from tender import sandbox
 
-            sandbox.enter()
+            sandbox.enter(metrics=cfg.metrics_port is not None)
         return self._loop(running, table)
 
     def _start_stats(self, mem_size: int, blocks: dict[int, BlockDevice],
@@ -423,6 +425,14 @@ class Tender:
         self._live = live
         self._closers.append(live.finish)
         return live
+
+    def _serve_metrics(self, port: int) -> None:
+        """/metrics of this tender on 127.0.0.1:port until the run ends."""
+        from tender import metrics
+
+        server = metrics.serve({os.path.basename(self.config.kernel): self}, port)
+        self._closers.append(server.close)
+        self._diag(f"serving metrics on {server.url}")
 
     def _native(self) -> bool:
         # A trace must see every hypercall, so it forces the Python handlers.
