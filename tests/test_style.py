@@ -26,6 +26,6 @@ def test_mypy_strict() -> None:
 
 
 def test_ruff() -> None:
-    r = subprocess.run([_tool("ruff"), "check", "tender", "tests", "bench"], cwd=ROOT,
+    r = subprocess.run([_tool("ruff"), "check", "tender", "tests", "bench", "examples"], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
