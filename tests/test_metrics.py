@@ -282,3 +282,15 @@ def test_net_counters_rise_while_pings_flood(netns: str, ring: str, tmp_path: Pa
         assert hc == 0          # the ring thread moved the frames, not hypercalls
     else:
         assert hc >= count
+
+
+@pytest.mark.usefixtures("kvm")
+def test_readme_live_metrics_snippets_run_as_written() -> None:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Live metrics\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    for code in blocks:
+        r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
