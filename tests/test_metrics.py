@@ -294,3 +294,20 @@ def test_readme_live_metrics_snippets_run_as_written() -> None:
         r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                            text=True, timeout=120)
         assert r.returncode == 0, r.stderr
+
+
+def _sandboxed(code: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-c", "from tender import sandbox\n" + code],
+                          capture_output=True, timeout=60, cwd=ROOT)
+
+
+def test_the_metrics_widening_is_exact() -> None:
+    # Without --metrics-port the filter has none of the metrics calls ...
+    r = _sandboxed("import os, socket\na, b = socket.socketpair()\nsandbox.enter()\n"
+                   "os.write(1, b'inside\\n')\na.send(b'x')\n")
+    assert r.returncode == -signal.SIGSYS and r.stdout == b"inside\n", r
+    # ... with it, the serving calls work, and a new socket is still fatal.
+    r = _sandboxed("import os, socket\na, b = socket.socketpair()\n"
+                   "sandbox.enter(metrics=True)\na.send(b'x')\nassert b.recv(1) == b'x'\n"
+                   "a.setblocking(False)\nos.write(1, b'served\\n')\nsocket.socket()\n")
+    assert r.returncode == -signal.SIGSYS and r.stdout == b"served\n", r
