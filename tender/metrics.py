@@ -113,6 +113,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass    # stderr is the tender's diagnostics, not an access log
 
 
+class _Server(http.server.HTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass    # a client that went away is its own problem: no traceback on stderr
+
+
 class MetricsServer:
     """`/metrics` of `registry` on 127.0.0.1:`port` (0: any free port, see
     `.port`), served by one daemon thread until `close()`."""
@@ -120,7 +125,7 @@ class MetricsServer:
     def __init__(self, registry: CollectorRegistry, port: int) -> None:
         handler = type("Handler", (_Handler,), {"registry": registry})
         try:
-            self._httpd = http.server.HTTPServer((HOST, port), handler)
+            self._httpd = _Server((HOST, port), handler)
         except OSError as exc:
             raise MetricsError(
                 f"metrics: cannot listen on {HOST}:{port}: {exc.strerror}") from None

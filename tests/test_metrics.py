@@ -311,3 +311,34 @@ def test_the_metrics_widening_is_exact() -> None:
                    "sandbox.enter(metrics=True)\na.send(b'x')\nassert b.recv(1) == b'x'\n"
                    "a.setblocking(False)\nos.write(1, b'served\\n')\nsocket.socket()\n")
     assert r.returncode == -signal.SIGSYS and r.stdout == b"served\n", r
+
+
+def test_a_client_that_resets_costs_nothing() -> None:
+    code = """
+import socket, time, urllib.request
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from tender.metrics import MetricsServer
+
+class Big:
+    def collect(self):
+        g = GaugeMetricFamily("big", "many samples", labels=["i"])
+        for i in range(100000):
+            g.add_metric([str(i)], 1.0)
+        yield g
+
+reg = CollectorRegistry()
+reg.register(Big())
+srv = MetricsServer(reg, 0)
+s = socket.create_connection(("127.0.0.1", srv.port))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, bytes([1, 0, 0, 0, 0, 0, 0, 0]))
+s.send(b"GET /metrics HTTP/1.0\\r\\n\\r\\n")
+s.close()                   # RST before the body (slow to generate) is written
+time.sleep(1)
+assert b'big{i="99999"} 1.0' in urllib.request.urlopen(srv.url, timeout=30).read()
+srv.close()
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "ok\n", "")
