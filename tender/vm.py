@@ -132,7 +132,7 @@ def _load_run_modules() -> None:
 
     try:
         for name in ("tender._vcpu", "tender.kvm", "tender.kvm.setup", "tender.kvm.cpuid",
-                     "tender.kvm.memslots", "tender.kvm.msr"):
+                     "tender.kvm.memslots", "tender.kvm.msr", "tender.stats"):
             import_module(name)
     except (OSError, ImportError) as exc:
         raise KvmError(f"could not load the run loop: {exc}") from None
@@ -178,20 +178,7 @@ class Tender:
         self._thread_lock = threading.RLock()
         self._closers: list[Callable[[], None]] = []
         self._keep: list[Any] = []      # C-side arrays of the current run
-<<<<<<< HEAD
         self._wx_protected: layout.Ranges | None = None
-=======
-        self._live: LiveRun | None = None   # counters of the current (or last) run
-
-    def stats(self) -> Stats:
-        """A frozen snapshot of the current (or last) run's counters, from
-        any thread, without stopping the guest (tender/stats.py)."""
-        from tender import stats
-
-        live = self._live
-        return stats.idle(os.path.basename(self.config.kernel)) if live is None \
-            else live.snapshot()
->>>>>>> 2f24b88 (Live stats: Tender.stats() from any thread, a frozen snapshot of hypercalls, per-device I/O, exits by kind, run time, memory and KVM binary stats; C counters in struct vl_stats (one writer per part: vCPU loop and ring thread), Python path in Tally)
 
     def stop(self) -> None:
         """Stop a running guest from any thread: run() raises Stopped soon
@@ -318,14 +305,8 @@ class Tender:
         self._closers.append(vcpu.close)
         mem = GuestMemory(mem_size.alloc, mem_size.guest)
         self._closers.append(mem.close)
-<<<<<<< HEAD
         low_end = wx.LOW_MEMORY[1] if cfg.wx else 0
         low_slot = map_ram(vm, mem, low_end)
-=======
-        vm.require_user_memory()
-        vm.set_user_memory_region(0, 0, mem_size.alloc, mem.host_address)
-        live = self._start_stats(mem_size.guest, blocks, nets, vm.fd, vcpu.fd)
->>>>>>> 2f24b88 (Live stats: Tender.stats() from any thread, a frozen snapshot of hypercalls, per-device I/O, exits by kind, run time, memory and KVM binary stats; C counters in struct vl_stats (one writer per part: vCPU loop and ring thread), Python path in Tally)
 
         # Step 8: the ELF image; host pages of text/rodata become read-only
         # and no guest page is ever host-executable.
@@ -428,8 +409,10 @@ class Tender:
 
     def _serve_metrics(self, port: int) -> None:
         """/metrics of this tender on 127.0.0.1:port until the run ends."""
-        from tender import metrics
-
+        try:
+            from tender import metrics
+        except (OSError, ImportError) as exc:     # out of fds, like _load_run_modules
+            raise TenderError(f"metrics: could not load: {exc}") from None
         server = metrics.serve({os.path.basename(self.config.kernel): self}, port)
         self._closers.append(server.close)
         self._diag(f"serving metrics on {server.url}")
