@@ -179,6 +179,16 @@ class Tender:
         self._closers: list[Callable[[], None]] = []
         self._keep: list[Any] = []      # C-side arrays of the current run
         self._wx_protected: layout.Ranges | None = None
+        self._live: LiveRun | None = None   # counters of the current (or last) run
+
+    def stats(self) -> Stats:
+        """A frozen snapshot of the current (or last) run's counters, from
+        any thread, without stopping the guest (tender/stats.py)."""
+        from tender import stats
+
+        live = self._live
+        return stats.idle(os.path.basename(self.config.kernel)) if live is None \
+            else live.snapshot()
 
     def stop(self) -> None:
         """Stop a running guest from any thread: run() raises Stopped soon
@@ -307,6 +317,7 @@ class Tender:
         self._closers.append(mem.close)
         low_end = wx.LOW_MEMORY[1] if cfg.wx else 0
         low_slot = map_ram(vm, mem, low_end)
+        live = self._start_stats(mem_size.guest, blocks, nets, vm.fd, vcpu.fd)
 
         # Step 8: the ELF image; host pages of text/rodata become read-only
         # and no guest page is ever host-executable.
