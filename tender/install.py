@@ -30,9 +30,8 @@ from tender.errors import TenderError, UsageError
 
 DEFAULT_PYTHON = Path("/usr/bin/python3.11")
 # Top-level modules copied into DIR/lib: the tender and its run-time
-# dependencies (pycparser is only needed to build cffi modules, not to load them;
-# prometheus_client only with --metrics-port).
-MODULES = ("tender", "cffi", "_cffi_backend", "elftools", "cstruct", "prometheus_client")
+# dependencies (pycparser is only needed to build cffi modules, not to load them).
+MODULES = ("tender", "cffi", "_cffi_backend", "elftools", "cstruct")
 LAUNCHER = "solo5-hvt"
 USAGE = "usage: pytender install-monitor --prefix DIR [ --python INTERPRETER ]\n"
 
