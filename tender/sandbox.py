@@ -38,11 +38,12 @@ KEPT_UNUSED = {
 }
 # The /metrics thread (tender/metrics.py, --metrics-port), measured with
 # `strace -f` on that thread over scrapes, a 404 and the shutdown: accept4,
-# getsockname, recvfrom, sendto, shutdown, plus ioctl FIONBIO (the
-# per-connection timeout) and poll/close/futex/mmap/pread64 already allowed
-# above. Its listening socket exists before the filter (no socket, bind,
+# getsockname, recvfrom, sendto, shutdown, poll (socket timeouts), plus ioctl
+# FIONBIO (the per-connection timeout) and close/futex/mmap/pread64 already
+# allowed above. Its listening socket exists before the filter (no socket, bind,
 # listen) and one thread serves every request (no clone).
-METRICS = {"sendto": 44, "recvfrom": 45, "shutdown": 48, "getsockname": 51, "accept4": 288}
+METRICS = {"poll": 7, "sendto": 44, "recvfrom": 45, "shutdown": 48, "getsockname": 51,
+           "accept4": 288}
 FIONBIO = 0x5421
 IOCTL = 16
 # Allowed only towards this process (arg 0 = our pid): the ring I/O thread
