@@ -31,7 +31,7 @@ from tender.errors import TenderError, UsageError
 DEFAULT_PYTHON = Path("/usr/bin/python3.11")
 # Top-level modules copied into DIR/lib: the tender and its run-time
 # dependencies (pycparser is only needed to build cffi modules, not to load them).
-MODULES = ("tender", "cffi", "_cffi_backend", "elftools", "cstruct")
+MODULES = ("tender", "cffi", "_cffi_backend", "elftools", "cstruct", "prometheus_client")
 LAUNCHER = "solo5-hvt"
 USAGE = "usage: pytender install-monitor --prefix DIR [ --python INTERPRETER ]\n"
 
@@ -178,4 +178,7 @@ def install_monitor(opts: InstallOptions, check: Callable[[], None] = _never) ->
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     _verify(prefix)
+    # A signal that came during the check still ends the command with exit 1
+    # (the install itself is complete and valid by then).
+    check()
     return prefix / LAUNCHER

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import Run, guest, require_kvm
 from test_block import image, sectors_hold_pattern
-from test_signals import _blocks_sigterm
+from test_signals import _wait_blocked
 
 HARNESS = Path(__file__).with_name("urunc_root.py")
 DEBIAN_PYTHON = Path("/usr/bin/python3.11")
@@ -151,21 +151,29 @@ def test_install_monitor_sigterm_keeps_the_old_install(tmp_path: Path) -> None:
         pytest.skip(f"needs {DEBIAN_PYTHON} and a 3.11 pytender")
     exe = str(Path(sys.executable).parent / "pytender")
     prefix = tmp_path / "mon"
+    start = time.monotonic()
     subprocess.run([exe, "install-monitor", "--prefix", str(prefix)], check=True,
                    capture_output=True)
-    for delay in (0.0, 0.2, 0.5):
+    took = time.monotonic() - start
+    signalled = 0
+    # Early, middle and late in an install; a signal after the process ended
+    # tests nothing, so such a round is not counted.
+    for delay in (0.0, 0.3 * took, 0.6 * took):
         proc = subprocess.Popen([exe, "install-monitor", "--prefix", str(prefix)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        while not _blocks_sigterm(proc.pid):   # the launcher's first instructions
-            time.sleep(0.0002)
+        _wait_blocked(proc.pid)   # the launcher's first instructions
         time.sleep(delay)
+        if proc.poll() is not None:
+            continue
         proc.send_signal(signal.SIGTERM)
+        signalled += 1
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 1, err
         assert err == b"pytender: Exiting on signal 15\n", err
         v = subprocess.run([str(prefix / "solo5-hvt"), "--version"], capture_output=True)
         assert v.returncode == 0 and b"ABI version 2" in v.stderr, v
         assert not list(tmp_path.glob(".mon.new-*"))
+    assert signalled >= 2, "the installs ended before they could be signalled"
 
 
 def test_version_in_the_root(monitor: Path, container: Container) -> None:
