@@ -150,11 +150,24 @@ WX = [
          pytender_only="an MMIO write exit is reported as a translation fault"),
     Case("write-to-rodata-is-translation-fault", "wrodata", _TRANSLATION_FAULT,
          pytender_only="an MMIO write exit is reported as a translation fault"),
-    # ---- EXECUTE-NX CASES GO HERE ------------------------------------------------
-    # The W^X page tables (NX outside executable segments, EFER.NXE) are
-    # being wired into the VM in another change; when a guest that executes
-    # .data/.rodata/stack exists, add its cases here (pytender_only: upstream
-    # does not enforce execute permission on Linux, spec 8.3).
+    # x86 paging has no execute-only pages: reading text is allowed everywhere.
+    Case("read-text-allowed", "wx", Expect(0, out=("victim(1) = 4",), out_not=(FAILED,)),
+         args=("rdtext",)),
+    # W^X (README "W^X, CPUID and MSRs"): an NX fetch is the guest's own #PF,
+    # classified from its trap frame; writes that bypass the guest's page
+    # tables hit the read-only memslot. Upstream cannot enforce execute
+    # permission on Linux (spec 8.3), hence pytender-only.
+    *(Case(f"wx-{mode}-stopped", "wx", Expect(1, err=("KVM: host/guest translation fault: rip=0x",),
+                                               out_not=(FAILED, "wx: NOT STOPPED")),
+           args=(mode,), pytender_only="W^X enforced in the guest on Linux")
+      for mode in ("xrodata", "xdata", "xstack", "xheap", "wbootinfo", "wpwp", "wpt", "wgdt")),
+    Case("wx-off-executes-data", "wx", Expect(3, out=("wx: NOT STOPPED: xdata",)),
+         opts=(MEM, "--wx=off"), args=("xdata",), pytender_only="the --wx=off option"),
+    # The MSR filter: EFER (NXE) cannot be rewritten, kvmclock cannot be read.
+    Case("msr-efer-write-refused", "wx", _abort("GUEST: trap: #GP"), args=("nxe",),
+         pytender_only="MSR filter (deny by default)"),
+    Case("msr-kvmclock-read-refused", "cpu", _abort("GUEST: trap: #GP"),
+         args=("rdmsr", "0x4b564d01"), pytender_only="MSR filter (deny by default)"),
 ]
 
 # --- block (spec 4.4, 6.2) ------------------------------------------------------------
