@@ -7,63 +7,33 @@ into one of the typed exits below, so the core never reads a raw exit struct.
 
 from __future__ import annotations
 
+import mmap
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
+from tender.errors import TenderError
+from tender.exits import (
+    Exit,
+    Fatal,
+    GuestWrite,
+    HandlerFailed,
+    HostExit,
+    Hypercall,
+    Interrupted,
+    Kick,
+    KickMode,
+    Retry,
+)
 from tender.layout import CpuPlan
 
-
-@dataclass(frozen=True)
-class Hypercall:
-    """The guest wrote `gpa` (its argument struct) to hypercall port `nr`."""
-
-    nr: int
-    gpa: int
-
-
-@dataclass(frozen=True)
-class Kick:
-    """The guest kicked the net ring (port 0x600) and the host reported it as
-    an exit (bhyve); on KVM an ioeventfd absorbs it and this never appears."""
-
-
-@dataclass(frozen=True)
-class GuestWrite:
-    """The guest wrote to a page it may only read, whichever way the host
-    reports it (an MMIO exit on a read-only memslot, an EFAULT, ...)."""
-
-    gpa: int
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Nothing to do: run again (EINTR, bhyve's BOGUS exit). The core checks
-    for pending signals and stop requests before it does."""
-
-
-@dataclass(frozen=True)
-class Interrupted:
-    """The run was stopped from outside (Tender.stop, a signal)."""
-
-
-@dataclass(frozen=True)
-class Fatal:
-    """The backend's own fatal message, already formatted as its host's
-    tender prints it (one line, or the lines of a dump)."""
-
-    lines: tuple[str, ...]
-
-
-Exit = Hypercall | Kick | GuestWrite | Retry | Interrupted | Fatal
-
-
-class KickMode(Enum):
-    EVENTFD = "eventfd"   # KVM_IOEVENTFD: the kick never leaves the kernel
-    EXIT = "exit"         # a real exit; the loop writes one byte to a pipe
+__all__ = [
+    "BHYVE", "KVM", "Backend", "Exit", "Fatal", "GuestRam", "GuestWrite", "HandlerFailed",
+    "HostExit", "HostKind", "Hypercall", "Interrupted", "Kick", "KickMode", "Retry",
+    "RunBackend", "host_kind", "no_hypervisor",
+]
 
 
 class GuestRam(Protocol):
@@ -100,6 +70,56 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Idempotent; runs on every exit path, signals included."""
+        ...
+
+
+class RunBackend(Backend, Protocol):
+    """What the run assembly needs beyond `Backend` from a backend whose
+    vCPU loop is the C one (csrc/vcpu_loop.c serves the native twins
+    between exits)."""
+
+    def open(self, alloc: int) -> mmap.mmap:
+        """As Backend.open; the mapping must be a host mmap (the C side
+        reaches guest memory through its address)."""
+        ...
+
+    @property
+    def debug_target(self) -> Any:
+        """Opaque to the core: the vCPU object the debug modules drive."""
+        ...
+
+    @property
+    def run_area(self) -> Any:
+        """The vCPU's shared run page, which the ring thread's kick reaches."""
+        ...
+
+    def ring_kick(self) -> Callable[[int], None] | None:
+        """`register(efd)` making a guest kick signal efd in the kernel, or
+        None when the host cannot."""
+        ...
+
+    def enter(self, view: Any, signals: tuple[int, ...], observed: bool = False) -> None:
+        """Bind the native view (`struct vl_vcpu *`) to this vCPU; each of
+        `signals` will make a blocked run() return Retry at once. `observed`:
+        exit hooks want every exit the C loop would settle itself too."""
+        ...
+
+    def guest_readonly(self, gpa: int, length: int) -> bool:
+        """True when the guest already cannot write [gpa, gpa+length) (a
+        read-only memslot); else the core mprotects it on the host."""
+        ...
+
+    def leave(self) -> None:
+        """Undo enter() (idempotent)."""
+        ...
+
+    def stats_fds(self) -> tuple[int, int]:
+        """The VM's and the vCPU's fds for the host's binary statistics
+        (tender/stats.py), -1 where there are none."""
+        ...
+
+    def exit_error(self, exit: Exit) -> TenderError:
+        """The error a GuestWrite, Fatal or unclaimed HostExit ends the run with."""
         ...
 
 

@@ -44,7 +44,12 @@ class GuestFault(TenderError):
 
 
 class KvmError(TenderError):
-    """Hypervisor set-up or run failure."""
+    """Hypervisor set-up or run failure (raised by tender/kvm/ only)."""
+
+
+class HostError(TenderError):
+    """A host OS facility the tender relies on failed, whichever the
+    hypervisor: guest memory, mprotect, the sandbox, loading the run loop."""
 
 
 class DeviceError(TenderError):

@@ -140,7 +140,7 @@ def _verify(prefix: Path) -> None:
                            f"{version.stderr.strip()}")
     probe = subprocess.run([str(prefix / "python"), "-IBS", "-c",
                             f"import sys; sys.path.insert(0, {str(prefix / 'lib')!r}); "
-                            "import tender.vm, tender.sandbox, tender._vcpu"],
+                            "import tender.vm, tender.linux.sandbox, tender._vcpu"],
                            capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         lines = probe.stderr.strip().splitlines() or ["no output"]

@@ -15,7 +15,7 @@ import struct
 from typing import Any
 
 from tender.abi import GUEST_MIN_BASE, PAGE_SIZE
-from tender.errors import GuestFault, KvmError
+from tender.errors import GuestFault, HostError
 
 
 def bad_access(gpa: int, size: int) -> GuestFault:
@@ -25,14 +25,18 @@ def bad_access(gpa: int, size: int) -> GuestFault:
 class GuestMemory:
     """Guest-physical RAM [0, alloc_size); guest-addressable part [0, size)."""
 
-    def __init__(self, alloc_size: int, size: int) -> None:
-        try:
-            self._mm = mmap.mmap(
-                -1, alloc_size, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS,
-                mmap.PROT_READ | mmap.PROT_WRITE,
-            )
-        except OSError:
-            raise KvmError("Error allocating guest memory") from None
+    def __init__(self, alloc_size: int, size: int, ram: mmap.mmap | None = None) -> None:
+        """`ram`: the backend's mapping of guest RAM (owned from now on);
+        None allocates an anonymous one."""
+        if ram is None:
+            try:
+                ram = mmap.mmap(
+                    -1, alloc_size, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS,
+                    mmap.PROT_READ | mmap.PROT_WRITE,
+                )
+            except OSError:
+                raise HostError("Error allocating guest memory") from None
+        self._mm = ram
         self.view = memoryview(self._mm)
         self.alloc_size = alloc_size
         self.size = size
@@ -72,7 +76,7 @@ class GuestMemory:
     # --- tender-internal set-up (trusted addresses) -------------------------
     def load(self, gpa: int, data: bytes | memoryview) -> None:
         if gpa < 0 or gpa + len(data) > self.alloc_size:
-            raise KvmError(f"internal: load outside guest memory at 0x{gpa:x}")
+            raise HostError(f"internal: load outside guest memory at 0x{gpa:x}")
         self.view[gpa : gpa + len(data)] = data
 
     def protect(self, start: int, end: int, prot: int) -> None:
@@ -81,10 +85,10 @@ class GuestMemory:
         from tender._vcpu import lib
 
         if start % PAGE_SIZE or end % PAGE_SIZE or not 0 <= start < end <= self.alloc_size:
-            raise KvmError(f"internal: bad protect range 0x{start:x}-0x{end:x}")
+            raise HostError(f"internal: bad protect range 0x{start:x}-0x{end:x}")
         err = lib.vl_mprotect(self._cbuf + start, end - start, prot)
         if err:
-            raise KvmError("mprotect failed")
+            raise HostError("mprotect failed")
         if not prot & mmap.PROT_WRITE:
             self._add_read_only(start, end)
 

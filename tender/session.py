@@ -55,6 +55,7 @@ class RunningVm:
 
 
 HaltHook = Callable[[RunningVm, Halt], None]
-# Sees VL_EXIT and VL_EINTR records (struct vl_exit) before the loop acts on
-# them; True claims a VL_EXIT (e.g. the gdb stub's KVM_EXIT_DEBUG) and resumes.
+# Sees the typed exits Retry, Interrupted and HostExit (tender.exits) before
+# the loop acts on them; True claims a HostExit (e.g. the gdb stub's debug
+# exit) and resumes.
 ExitHook = Callable[[RunningVm, Any], bool]

@@ -1,4 +1,4 @@
-"""Assemble one guest run: image + layout + KVM + devices + hypercalls.
+"""Assemble one guest run: image + layout + backend + devices + hypercalls.
 
 The steps follow solo5-hvt's order (spec 1), so the same input gives the same
 first error: devices open in command-line order, and the CLI opens those
@@ -6,13 +6,11 @@ before a bad option first (Tender.open_devices)."""
 
 from __future__ import annotations
 
-import errno
 import mmap
 import os
 import signal
 import threading
 from collections.abc import Callable, Mapping
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from tender import abi, elf, intercepting, layout, wx
@@ -23,18 +21,18 @@ from tender.devices.net import NetDevice, effective_mac
 from tender.devices.poller import Poller
 from tender.devices.ring import NetRing
 from tender.errors import (
-    ConsoleError,
-    DeviceError,
     ElfError,
-    GuestFault,
-    KvmError,
+    HostError,
     ManifestError,
-    Stopped,
     TenderError,
     UsageError,
 )
-from tender.hypercalls import Context, Handler, dispatch_table
+from tender.hypercalls import Context, Handler
+from tender.hypercalls.halt import Halt
 from tender.memory import GuestMemory
+from tender.modules import dispatch_table
+from tender.native import native_set, native_view
+from tender.runloop import LoopHooks, run_until_halt
 from tender.session import (
     Diag,
     ExitHook,
@@ -46,23 +44,14 @@ from tender.session import (
 from tender.usercode import UserCode
 
 if TYPE_CHECKING:
+    from tender.backend import RunBackend
     from tender.intercept import Interceptor, InterceptRun
-
-if TYPE_CHECKING:
     from tender.stats import LiveRun, Stats
 
 # Sent by Tender.stop() to the thread running the guest; its C handler makes
-# KVM_RUN return at once (the gdb stub's Ctrl-C uses the same mechanism).
+# the backend's run() return at once (the gdb stub's Ctrl-C uses the same
+# mechanism).
 STOP_SIGNAL = signal.SIGUSR2
-
-# Hypercalls that have a C twin in csrc/vcpu_loop.c.
-NATIVE_CAPABLE = frozenset(
-    {
-        abi.Hypercall.WALLTIME, abi.Hypercall.PUTS, abi.Hypercall.POLL,
-        abi.Hypercall.BLOCK_WRITE, abi.Hypercall.BLOCK_READ,
-        abi.Hypercall.NET_WRITE, abi.Hypercall.NET_READ,
-    }
-)
 
 
 # An interceptor on one of these must see every frame and wait: no net ring.
@@ -97,45 +86,20 @@ def _declared(manifest: mft.Manifest, name: str, dtype: abi.DeviceType) -> int:
     return handle
 
 
-def _native_view(mem: GuestMemory, manifest: mft.Manifest, ctx: Context,
-                 keep: list[Any]) -> Any:
-    """A `struct vl_vcpu *` with what the C code needs to check guest
-    addresses and reach devices (shared by the vCPU loop and the ring)."""
-    from tender._vcpu import ffi, lib
-
-    v = ffi.new("struct vl_vcpu *")
-    v.mem = ffi.cast("uint8_t *", mem.host_address)
-    v.mem_size = mem.size
-    v.write_floor = mem.write_floor
-    # Any number of read-only ranges (solo5-hvt has no limit either). The
-    # array must outlive the vCPU loop and the ring thread's copy of the view:
-    # `keep` is the run's.
-    ro = ffi.new("uint64_t[]", [x for r in mem.read_only for x in r] or [0])
-    keep.append(ro)
-    v.ro = ro
-    v.n_ro = len(mem.read_only)
-    v.console_fd = ctx.console_fd
-    v.n_devices = len(manifest.entries)
-    for h, b in ctx.blocks.items():
-        v.devices[h] = {"kind": lib.VL_DEV_BLOCK, "fd": b.fd, "capacity": b.capacity,
-                        "block_size": b.block_size}
-    for h, n in ctx.nets.items():
-        v.devices[h] = {"kind": lib.VL_DEV_NET, "fd": n.fd}
-    return v
-
-
-def _load_run_modules() -> None:
+def _load_backend(cfg: VmConfig, diag: Diag) -> RunBackend:
     """Import the run path's lazily loaded modules up front: when the process
     is out of fds, an import fails with OSError/ImportError, which must
     reach a library user as a TenderError like every other failure."""
     from importlib import import_module
 
     try:
-        for name in ("tender._vcpu", "tender.kvm", "tender.kvm.setup", "tender.kvm.cpuid",
-                     "tender.kvm.memslots", "tender.kvm.msr", "tender.stats"):
-            import_module(name)
+        import_module("tender._vcpu")
+        import_module("tender.stats")
+        host = import_module("tender.host")
+        backend: RunBackend = host.open_backend(cfg, diag)
+        return backend
     except (OSError, ImportError) as exc:
-        raise KvmError(f"could not load the run loop: {exc}") from None
+        raise HostError(f"could not load the run loop: {exc}") from None
 
 
 class Tender:
@@ -283,11 +247,7 @@ class Tender:
         return errors
 
     def _run(self) -> Outcome:
-        _load_run_modules()
-        from tender.kvm import Kvm, msr
-        from tender.kvm import setup as ksetup
-        from tender.kvm.memslots import map_ram, protect_low
-
+        backend = _load_backend(self.config, self._diag)
         cfg = self.config
         if self._guest is None:
             binary, notes, manifest = load_guest(cfg)
@@ -304,20 +264,11 @@ class Tender:
         if mem_size.warning:
             self._diag(mem_size.warning)
 
-        # Step 7: the VM.
-        kvm = Kvm()
-        self._closers.append(kvm.close)
-        vm = kvm.create_vm()
-        self._closers.append(vm.close)
-        if cfg.msr_filter and (warning := msr.install(vm)) is not None:
-            self._diag(warning)
-        vcpu = vm.create_vcpu(0)
-        self._closers.append(vcpu.close)
-        mem = GuestMemory(mem_size.alloc, mem_size.guest)
+        # Step 7: the VM and its memory.
+        self._closers.append(backend.close)
+        mem = GuestMemory(mem_size.alloc, mem_size.guest, backend.open(mem_size.alloc))
         self._closers.append(mem.close)
-        low_end = wx.LOW_MEMORY[1] if cfg.wx else 0
-        low_slot = map_ram(vm, mem, low_end)
-        live = self._start_stats(mem_size.guest, blocks, nets, vm.fd, vcpu.fd)
+        live = self._start_stats(mem_size.guest, blocks, nets, *backend.stats_fds())
 
         # Step 8: the ELF image; host pages of text/rodata become read-only
         # and no guest page is ever host-executable.
@@ -333,16 +284,16 @@ class Tender:
             mem.load(seg.vaddr, binary[seg.offset : seg.offset + seg.filesz])
             prot = mmap.PROT_READ | (mmap.PROT_WRITE if seg.flags & 2 else 0)
             mem.protect(seg.start, seg.end, prot)
+            if not prot & mmap.PROT_WRITE:
+                backend.map_readonly(seg.start, seg.end - seg.start)
 
         # Step 10: vCPU.
         cpu = layout.cpu_plan(plan.entry, mem_size,
                               wx.wx_map(plan.segments) if cfg.wx else None)
         for gpa, blob in cpu.blobs:
             mem.load(gpa, blob)
-        ksetup.setup_cpuid(kvm, vcpu, cfg.cpuid)
-        ksetup.setup_sregs(vcpu, cpu)
-        tsc_hz = ksetup.tsc_hz(kvm, vcpu)
-        ksetup.setup_regs(vcpu, cpu)
+        backend.boot(cpu)
+        tsc_hz = backend.tsc_hz()
 
         # Step 11: module set-up, then every declared device must be attached.
         for handle, dev in blocks.items():
@@ -361,7 +312,7 @@ class Tender:
         if cfg.gdb_port is not None or cfg.dumpcore is not None or cfg.trace is not None:
             from tender.debug import attach_debug
 
-            debug = attach_debug(cfg, vcpu, mem, self._diag)
+            debug = attach_debug(cfg, backend.debug_target, mem, self._diag)
             self._closers.append(debug.close)
             self._run_halt_hooks += debug.halt_hooks
             self._run_exit_hooks += debug.exit_hooks
@@ -377,7 +328,7 @@ class Tender:
         self._closers.append(poller.close)
         ctx = Context(mem=mem, blocks=blocks, nets=nets, console_fd=self._console_fd,
                       poller=poller, tally=live.tally)
-        ring = self._start_ring(vm, vcpu, mem, mem_size, manifest, ctx) if nets else None
+        ring = self._start_ring(backend, mem, mem_size, manifest, ctx) if nets else None
 
         # Step 12: boot info, manifest copy, command line.
         for gpa, blob in layout.boot_blobs(
@@ -386,17 +337,24 @@ class Tender:
             ring_active=ring is not None,
         ):
             mem.load(gpa, blob)
-        if low_end and not low_slot:
-            protect_low(mem, low_end)
+        low_end = wx.LOW_MEMORY[1] if cfg.wx else 0
+        if low_end and not backend.guest_readonly(0, low_end):
+            # No read-only memslot: host-read-only pages instead (hardware
+            # KVM then fails the run with EFAULT: the same fault).
+            mem.protect(0, low_end, mmap.PROT_READ)
         # What a W^X #PF may have written to (classify_abort); None: --wx=off.
         self._wx_protected = (*mem.read_only, wx.LOW_MEMORY) if cfg.wx else None
 
-        running = RunningVm(cfg, mem, manifest, ctx, vcpu, self._diag)
+        running = RunningVm(cfg, mem, manifest, ctx, backend.debug_target, self._diag)
         if cfg.metrics_port is not None:
             self._serve_metrics(cfg.metrics_port)
         table = self._icpt.wrap(dispatch_table(bool(blocks), bool(nets)))
+
+        def loop(vm: RunningVm, table: dict[int, Handler]) -> Outcome:
+            return self._loop(backend, vm, table)
+
         if debug is not None:
-            return debug.run(running, table, self._loop)
+            return debug.run(running, table, loop)
         # Step 13: drop privileges (never with the debug features, which
         # need sockets and files, as solo5-hvt-debug).
         # Interceptors are the user's code: they get the process as it is.
@@ -404,7 +362,7 @@ class Tender:
             from tender import sandbox
 
             sandbox.enter(metrics=cfg.metrics_port is not None)
-        return self._loop(running, table)
+        return loop(running, table)
 
     def _start_stats(self, mem_size: int, blocks: dict[int, BlockDevice],
                      nets: dict[int, NetDevice], vm_fd: int, vcpu_fd: int) -> LiveRun:
@@ -422,7 +380,7 @@ class Tender:
         """/metrics of this tender on 127.0.0.1:port until the run ends."""
         try:
             from tender import metrics
-        except (OSError, ImportError) as exc:     # out of fds, like _load_run_modules
+        except (OSError, ImportError) as exc:     # out of fds, like _load_backend
             raise TenderError(f"metrics: could not load: {exc}") from None
         server = metrics.serve({os.path.basename(self.config.kernel): self}, port)
         self._closers.append(server.close)
@@ -432,33 +390,19 @@ class Tender:
         # A trace must see every hypercall, so it forces the Python handlers.
         return self.config.handlers is HandlerMode.NATIVE and self.config.trace is None
 
-    @staticmethod
-    def _native_set(ctx: Context, table: dict[int, Handler]) -> set[int]:
-        """The hypercalls C serves: those with a twin whose devices all have
-        an fd (a plain BlockDisk object needs the Python handlers)."""
-        nrs = {nr for nr in table if nr in NATIVE_CAPABLE}
-        if any(dev.fd < 0 for dev in ctx.blocks.values()):
-            nrs -= {abi.Hypercall.BLOCK_WRITE, abi.Hypercall.BLOCK_READ}
-        return nrs
-
-    def _start_ring(self, vm: Any, vcpu: Any, mem: GuestMemory, mem_size: layout.MemSize,
+    def _start_ring(self, backend: RunBackend, mem: GuestMemory, mem_size: layout.MemSize,
                     manifest: mft.Manifest, ctx: Context) -> NetRing | None:
         """Spec 5.1: offer HVT_FEATURE_RING_IO when the C I/O thread can serve
         it. Only with native handlers: the ring bypasses every hypercall, so
         nothing in Python could observe (or be the reference for) it."""
-        from tender._vcpu import ffi
-        from tender.kvm import ioctls as k
-
         if not self._native() or not self.config.net_ring or self._icpt.intercepted & RING_CALLS:
             return None
-        register = None
-        if vm.check_extension(k.CAP_IOEVENTFD) > 0:
-            def register(efd: int) -> None:
-                vm.register_pio_eventfd(abi.RING_KICK_PORT, efd)
-        view = _native_view(mem, manifest, ctx, self._keep)
+        from tender._vcpu import ffi
+
+        view = native_view(mem, manifest, ctx, self._keep)
         view.stats = self._live.c if self._live is not None else ffi.NULL
-        ring = NetRing.start(register, view, mem_size.ring_base, vcpu.run_area, STOP_SIGNAL,
-                             self._diag)
+        ring = NetRing.start(backend.ring_kick(), view, mem_size.ring_base, backend.run_area,
+                             STOP_SIGNAL, self._diag)
         if ring is not None:
             self._ring = ring
             self._closers.append(ring.stop)
@@ -467,119 +411,34 @@ class Tender:
         return ring
 
     # --- step 14: the vCPU loop ---------------------------------------------
-    def _loop(self, vm: RunningVm, table: dict[int, Handler]) -> Outcome:
-        from tender._vcpu import ffi, lib
-
-        vcpu = vm.vcpu
-        native = self._native()
-        v = _native_view(vm.mem, vm.manifest, vm.ctx, self._keep)
-        run_buf = ffi.from_buffer(vcpu.run_area)
-        v.vcpufd = vcpu.fd
-        v.run = run_buf
+    def _loop(self, backend: RunBackend, vm: RunningVm, table: dict[int, Handler]) -> Outcome:
+        v = native_view(vm.mem, vm.manifest, vm.ctx, self._keep)
         live = self._live
         assert live is not None     # _run made it
         v.stats = live.c
         if self._ring is not None:
             v.ring = self._ring.handle
-        v.report_msr = bool(self._run_exit_hooks)     # a trace records each one
-        if native:
-            native_set = self._native_set(vm.ctx, table) - self._icpt.intercepted
-            v.native_mask = sum(1 << nr for nr in native_set)
-        for sig in (*self._kick_signals, STOP_SIGNAL):
-            lib.vl_install_kick(run_buf, sig)
+        if self._native():
+            served = native_set(vm.ctx, set(table)) - self._icpt.intercepted
+            v.native_mask = sum(1 << nr for nr in served)
+        backend.enter(v, (*self._kick_signals, STOP_SIGNAL), bool(self._run_exit_hooks))
         with self._thread_lock:
             self._vcpu_thread = threading.get_ident()
-        e = ffi.new("struct vl_exit *")
-        counts = live.hypercalls
+        protected = self._wx_protected
+
+        def fault_of(h: Halt) -> str | None:
+            return None if protected is None else wx.classify_abort(
+                h.status, h.trap_frame, protected)
+
+        hooks = LoopHooks(self._stop, self._icpt.halt, self._run_halt_hooks,
+                          self._run_exit_hooks, fault_of)
         try:
-            return self._dispatch(vm, table, v, e, counts)
+            return run_until_halt(backend, vm, table, hooks, v, live.hypercalls)
         finally:
             live.finish()
             with self._thread_lock:
                 self._vcpu_thread = None
-            lib.vl_clear_kick()
-            ffi.release(run_buf)
-
-    def _dispatch(self, vm: RunningVm, table: dict[int, Handler], v: Any, e: Any,
-                  counts: list[int]) -> Outcome:
-        from tender._vcpu import ffi, lib
-        from tender.kvm import ioctls as k
-
-        mem, ctx, vcpu = vm.mem, vm.ctx, vm.vcpu
-
-        def outcome(status: int, frame: tuple[int, ...] | None) -> Outcome:
-            named = {
-                abi.Hypercall(nr).name.lower(): counts[nr] + v.counts[nr]
-                for nr in range(1, abi.HYPERCALL_MAX + 1)
-                if counts[nr] + v.counts[nr]
-            }
-            return Outcome(status, frame, MappingProxyType(named), v.msr_denied)
-
-        while True:
-            if self._stop.is_set():
-                raise Stopped
-            lib.vl_run(v, e)
-            reason = e.reason
-            if reason == lib.VL_IO:
-                port = e.port
-                if e.direction != 1 or e.size != 4 or not (
-                    abi.HYPERCALL_PIO_BASE <= port <= abi.HYPERCALL_PIO_BASE + abi.HYPERCALL_MAX
-                ):
-                    raise GuestFault(f"Invalid guest port access: port=0x{port:x}")
-                nr = port - abi.HYPERCALL_PIO_BASE
-                if nr == abi.Hypercall.HALT:
-                    counts[nr] += 1
-                    h = self._icpt.halt(mem, e.data)
-                    for hook in self._run_halt_hooks:
-                        hook(vm, h)
-                    if self._wx_protected is not None and (fault := wx.classify_abort(
-                            h.status, h.trap_frame, self._wx_protected)):
-                        raise GuestFault(fault)
-                    return outcome(h.status, h.trap_frame)
-                handler = table.get(nr)
-                if handler is None:
-                    raise GuestFault(f"Invalid guest hypercall: num={nr}")
-                counts[nr] += 1
-                handler(ctx, e.data)
-            elif reason == lib.VL_EINTR:
-                for xhook in self._run_exit_hooks:
-                    xhook(vm, e)
-                continue    # Python signal handlers run here; they raise to stop
-            elif reason == lib.VL_FATAL:
-                msg = ffi.string(e.msg).decode(errors="replace")
-                if msg.startswith("Invalid guest"):
-                    raise GuestFault(msg)
-                if msg.startswith(ConsoleError.PREFIX):    # csrc hc_puts
-                    raise ConsoleError(msg)
-                raise DeviceError(msg)
-            elif reason == lib.VL_ERRNO:
-                if e.err == errno.EFAULT:
-                    rip = vcpu.get_regs().rip
-                    raise GuestFault(f"KVM: host/guest translation fault: rip=0x{rip:x}")
-                raise KvmError(f"KVM: ioctl (RUN) failed: {os.strerror(e.err)}")
-            elif any(xhook(vm, e) for xhook in self._run_exit_hooks):
-                continue
-            elif e.kvm_reason in (k.EXIT_X86_RDMSR, k.EXIT_X86_WRMSR):
-                continue    # refused in C (#GP); here only to be traced
-            else:
-                raise self._exit_error(vm, e)
-
-    @staticmethod
-    def _exit_error(vm: RunningVm, e: Any) -> TenderError:
-        from tender.kvm import ioctls as k
-
-        r = e.kvm_reason
-        if r == k.EXIT_FAIL_ENTRY:
-            return KvmError(f"KVM: entry failure: hw_entry_failure_reason=0x{e.fail_reason:x}")
-        if r == k.EXIT_INTERNAL_ERROR:
-            return KvmError(f"KVM: internal error exit: suberror=0x{e.suberror:x}")
-        rip = vm.vcpu.get_regs().rip
-        # A guest write to a host-read-only page inside RAM: hardware KVM fails
-        # KVM_RUN with EFAULT; some KVMs (kvm_pvm, read-only memslots) report an
-        # MMIO write instead. Both are the same fault.
-        if r == k.EXIT_MMIO and e.mmio_is_write and e.mmio_addr < vm.mem.alloc_size:
-            return GuestFault(f"KVM: host/guest translation fault: rip=0x{rip:x}")
-        return KvmError(f"KVM: unhandled exit: exit_reason=0x{r:x}, rip=0x{rip:x}")
+            backend.leave()
 
 
 def run(config: VmConfig) -> Outcome:

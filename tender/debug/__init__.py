@@ -50,10 +50,10 @@ class DebugSession:
             self.gdb.on_halt(h.status)
 
     def _on_exit(self, _vm: RunningVm, e: Any) -> bool:
-        from tender._vcpu import lib
+        from tender.exits import HostExit
 
-        if self.trace is not None and e.reason == lib.VL_EXIT:
-            self.trace.on_vmexit(int(e.kvm_reason), int(e.msr_index), int(e.msr_data))
+        if self.trace is not None and isinstance(e, HostExit):
+            self.trace.on_vmexit(e.reason, e.trace_fields())
         return self.gdb is not None and self.gdb.on_exit(e)
 
     def run(self, vm: RunningVm, table: dict[int, Handler], loop: Loop) -> Outcome:

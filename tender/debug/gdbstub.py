@@ -124,15 +124,15 @@ class GdbStub:
 
     def on_exit(self, e: Any) -> bool:
         """Exit hook: claim debug exits (and Ctrl-C kicks) while gdb is here."""
-        from tender._vcpu import lib
+        from tender.kvm.backend import KvmExit
 
         if self.conn is None:
             return False
-        if e.reason == lib.VL_EINTR:
+        if not isinstance(e, KvmExit):     # Retry: a kick (Ctrl-C) or a signal
             if self._interrupt.is_set():
                 self._stopped(Stop(SIGINT))
             return True
-        r = e.kvm_reason
+        r = e.reason
         if r == k.EXIT_DEBUG:
             stop = self.target.debug_stop(self._vcpu.run_area)
             if self._soft is not None and not stop.reason:

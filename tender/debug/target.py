@@ -17,7 +17,7 @@ from typing import Any
 from tender.abi import PAGE_SIZE
 from tender.debug.probe import DebugCaps
 from tender.debug.regs import FPU_CTRL, GPRS, SEGS, RegFile, abridged_ftag, full_ftag
-from tender.errors import KvmError
+from tender.errors import HostError
 from tender.kvm import ioctls as k
 from tender.memory import GuestMemory
 
@@ -161,7 +161,7 @@ class Target:
         def prot(start: int, stop: int, p: int) -> None:
             ptr = ffi.cast("void *", self.mem.host_address + start)
             if lib.vl_mprotect(ptr, stop - start, p):
-                raise KvmError("gdb: mprotect of guest text failed")
+                raise HostError("gdb: mprotect of guest text failed")
 
         for s, e in pages:
             prot(s, e, mmap.PROT_READ | mmap.PROT_WRITE)

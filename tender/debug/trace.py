@@ -16,27 +16,18 @@ import os
 import time
 from typing import Any
 
-from tender import abi
+from tender import abi, modules
 from tender.errors import DebugError, TenderError
 from tender.hypercalls import Context, Handler
-from tender.kvm.ioctls import EXIT_X86_RDMSR, EXIT_X86_WRMSR
 from tender.memory import GuestMemory
 
 MAX_TEXT = 4096                  # console bytes copied into one record
 Fields = dict[str, Any]
 
-# nr -> (struct, field names, fields the tender writes, fields that vary)
+# nr -> (struct, field names, fields the tender writes, fields that vary),
+# from the module table.
 _LAYOUT: dict[int, tuple[Any, tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
-    abi.Hypercall.WALLTIME: (abi.WALLTIME, ("nsecs",), ("nsecs",), ("nsecs",)),
-    abi.Hypercall.PUTS: (abi.PUTS, ("data", "len"), (), ()),
-    abi.Hypercall.POLL: (abi.POLL, ("timeout_nsecs", "ready_set", "ret"),
-                         ("ready_set", "ret"), ("timeout_nsecs",)),
-    abi.Hypercall.BLOCK_WRITE: (abi.BLOCK, ("handle", "offset", "data", "len", "ret"),
-                                ("ret",), ()),
-    abi.Hypercall.BLOCK_READ: (abi.BLOCK, ("handle", "offset", "data", "len", "ret"),
-                               ("ret",), ()),
-    abi.Hypercall.NET_WRITE: (abi.NET, ("handle", "data", "len", "ret"), ("ret",), ()),
-    abi.Hypercall.NET_READ: (abi.NET, ("handle", "data", "len", "ret"), ("len", "ret"), ()),
+    nr: (f.layout, f.names, f.written, f.vary) for nr, f in modules.trace_fields().items()
 }
 
 
@@ -100,16 +91,10 @@ class Tracer:
         self._emit({"event": "hypercall", "nr": int(abi.Hypercall.HALT), "name": "halt",
                     "args": args})
 
-    def on_vmexit(self, kvm_reason: int, msr: int = 0, msr_data: int = 0) -> None:
-        """A VM exit that is not a hypercall (debug, MMIO, errors, an MSR
-        access the filter refused: the guest got #GP)."""
-        rec: Fields = {"event": "vmexit", "kvm_reason": kvm_reason}
-        if kvm_reason in (EXIT_X86_RDMSR, EXIT_X86_WRMSR):
-            rec.update(msr=f"0x{msr:x}", access="write" if kvm_reason == EXIT_X86_WRMSR
-                       else "read", refused=True)
-            if kvm_reason == EXIT_X86_WRMSR:
-                rec["data"] = f"0x{msr_data:x}"
-        self._emit(rec)
+    def on_vmexit(self, reason: int, fields: dict[str, object] | None = None) -> None:
+        """A VM exit that is not a hypercall (debug, MMIO, errors); `fields`:
+        what the backend adds (HostExit.trace_fields)."""
+        self._emit({"event": "vmexit", "kvm_reason": reason, **(fields or {})})
 
     def end(self, status: int | None, error: str | None = None) -> None:
         rec: Fields = {"event": "exit"}

@@ -86,7 +86,7 @@ class NetRing:
             return None
         try:
             register_kick(efd)
-        except Exception as exc:   # KvmError or OSError: either way, no ring
+        except Exception as exc:   # the backend's error or OSError: no ring
             os.close(efd)
             warn(f"KVM_IOEVENTFD failed ({exc}), falling back to hypercalls")
             return None

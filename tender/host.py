@@ -1,0 +1,32 @@
+"""Pick this host's backend by name, so the other one is never imported
+(and tender.backend, the protocols, stays off the boot path)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tender import wx
+from tender.config import VmConfig
+from tender.errors import HostError
+
+if TYPE_CHECKING:
+    from tender.backend import RunBackend
+
+
+def open_backend(cfg: VmConfig, warn: Callable[[str], None],
+                 platform: str = sys.platform) -> RunBackend:
+    """A new, unopened backend for this host, set up for `cfg`'s hardening
+    options (warnings where the host lacks one go to `warn`)."""
+    if platform.startswith("linux"):
+        from tender.kvm.backend import KvmBackend
+
+        return KvmBackend(cpuid=cfg.cpuid, msr_filter=cfg.msr_filter,
+                          read_only_below=wx.LOW_MEMORY[1] if cfg.wx else 0, warn=warn)
+    from tender.backend import host_kind, no_hypervisor
+
+    kind = host_kind(platform)
+    # tender/bhyve/ decodes and boots (tests/test_bhyve.py) but has no
+    # native loop for the run assembly yet.
+    raise HostError(no_hypervisor() or f"the {kind.name} backend cannot run guests yet")

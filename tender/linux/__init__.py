@@ -1,0 +1,1 @@
+"""Linux host facilities that are not KVM's: the seccomp sandbox."""

@@ -1,0 +1,43 @@
+"""block: BLOCK_WRITE / BLOCK_READ, with a block device attached."""
+
+from tender import abi
+from tender.config import BlockSpec
+from tender.hypercalls.block import block_read, block_write
+from tender.modules.options import ArgState, Match, Option, declared, invalid, name_pattern
+from tender.modules.spec import Call, Module, TraceFields, When
+
+_FIELDS = TraceFields(abi.BLOCK, ("handle", "offset", "data", "len", "ret"), ("ret",))
+
+
+
+def _block(st: ArgState, arg: str, m: Match) -> None:
+    declared(st, m[1], abi.DeviceType.BLOCK_BASIC, arg)
+    st.blocks[m[1]] = BlockSpec(m[1], m[2])
+    st.order[m[1]] = None
+
+
+def _sector_size(st: ArgState, arg: str, m: Match) -> None:
+    size = int(m[2]) if m[2].isdigit() else -1
+    if not abi.valid_block_size(size):
+        raise invalid(arg, "Block size must be a multiple of 2 greater than or equal 512")
+    declared(st, m[1], abi.DeviceType.BLOCK_BASIC, arg)
+    st.sectors[m[1]] = size
+
+
+MODULE = Module(
+    name="block",
+    usage=(
+        "    --block:NAME=PATH (attach block device/file at PATH as block storage NAME)",
+        "    [ --block-sector-size:NAME=SECTORSIZE ] (sector size of block storage NAME, "
+        "default 512)",
+    ),
+    options=(
+        Option(name_pattern("block", r"\S{1,4096}"), _block),
+        Option(name_pattern("block-sector-size", r"\S+"), _sector_size),
+    ),
+    calls=(
+        Call(abi.Hypercall.BLOCK_WRITE, block_write, True, _FIELDS),
+        Call(abi.Hypercall.BLOCK_READ, block_read, True, _FIELDS),
+    ),
+    when=When.BLOCK,
+)

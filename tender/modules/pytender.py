@@ -1,0 +1,42 @@
+"""pytender's own options (not a solo5-hvt module: no "Compiled-in" entry)."""
+
+import re
+
+from tender import abi
+from tender.config import BlockSpec, HandlerMode, NetSpec
+from tender.modules.options import ArgState, Match, Option, only, setter
+from tender.modules.spec import Module
+
+
+def _disk(st: ArgState, arg: str, m: Match) -> None:
+    name = only(st, abi.DeviceType.BLOCK_BASIC, arg)
+    st.blocks[name] = BlockSpec(name, m[1])
+    st.order[name] = None
+
+
+def _net(st: ArgState, arg: str, m: Match) -> None:
+    name = only(st, abi.DeviceType.NET_BASIC, arg)
+    st.nets[name] = NetSpec(name, m[1])
+    st.order[name] = None
+
+
+MODULE = Module(
+    name="pytender",
+    usage=(
+        "    [ --disk=PATH ] (attach PATH to the guest's only block device)",
+        "    [ --net=IFACE ] (attach IFACE to the guest's only network device)",
+        "    [ --handlers=native|python ] (native C fast path, or the Python reference)",
+        "    [ --trace=FILE ] (one JSON line per hypercall and exit)",
+        "    [ --net-ring=on|off ] (offer the net ring to the guest; default on)",
+        "    [ --script=FILE.py ] (a Python file defining intercept = {Hypercall.X: fn})",
+    ),
+    options=(
+        Option(re.compile("--disk=(.+)", re.S), _disk),
+        Option(re.compile("--net=(.+)", re.S), _net),
+        Option(re.compile("--handlers=(native|python)"), setter("handlers", HandlerMode)),
+        Option(re.compile("--trace=(.+)", re.S), setter("trace", str)),
+        Option(re.compile("--net-ring=(on|off)"), setter("net_ring", lambda v: v == "on")),
+        Option(re.compile("--script=(.+)", re.S), setter("script", str)),
+    ),
+    compiled_in=False,
+)

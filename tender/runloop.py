@@ -1,0 +1,92 @@
+"""Step 14: act on the typed exits a backend's run() returns until the guest
+halts. Nothing here knows which hypervisor produced them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from tender import abi
+from tender.errors import ConsoleError, DeviceError, GuestFault, Stopped, TenderError
+from tender.exits import HandlerFailed, HostExit, Hypercall, Interrupted, Retry
+from tender.hypercalls import Handler
+from tender.hypercalls.halt import Halt
+from tender.memory import GuestMemory
+from tender.session import ExitHook, HaltHook, Outcome, RunningVm
+
+if TYPE_CHECKING:
+    from tender.backend import RunBackend
+
+
+@dataclass(frozen=True)
+class LoopHooks:
+    """What the run assembly plugs into the loop."""
+
+    stop: threading.Event
+    halt: Callable[[GuestMemory, int], Halt]     # decodes HALT's argument
+    halt_hooks: Sequence[HaltHook]
+    exit_hooks: Sequence[ExitHook]
+    # After the halt hooks: a fault line when the HALT was really a fault
+    # the guest's handler reported (a W^X #PF), else None.
+    fault_of: Callable[[Halt], str | None] = lambda _h: None
+
+
+def handler_error(message: str) -> TenderError:
+    """A native twin's fatal message, typed as its Python twin would raise it."""
+    if message.startswith("Invalid guest"):
+        return GuestFault(message)
+    if message.startswith(ConsoleError.PREFIX):    # csrc hc_puts
+        return ConsoleError(message)
+    return DeviceError(message)
+
+
+def run_until_halt(backend: RunBackend, vm: RunningVm, table: dict[int, Handler],
+                   hooks: LoopHooks, native: Any, counts: list[int]) -> Outcome:
+    """`native`: the C side's `struct vl_vcpu` view; the hypercalls it
+    served (`counts`) are added to the outcome's, with its MSR refusals.
+    `counts[nr]`: the ones Python serves, kept up to date as they happen
+    (the live stats read it)."""
+    native_counts = native.counts
+
+    def outcome(h: Halt) -> Outcome:
+        named = {
+            abi.Hypercall(nr).name.lower(): counts[nr] + native_counts[nr]
+            for nr in range(1, abi.HYPERCALL_MAX + 1)
+            if counts[nr] + native_counts[nr]
+        }
+        return Outcome(h.status, h.trap_frame, MappingProxyType(named), native.msr_denied)
+
+    ctx = vm.ctx
+    while True:
+        if hooks.stop.is_set():
+            raise Stopped
+        ex = backend.run()
+        if isinstance(ex, Hypercall):
+            nr = ex.nr
+            if nr == abi.Hypercall.HALT:
+                counts[nr] += 1
+                h = hooks.halt(vm.mem, ex.gpa)
+                for hook in hooks.halt_hooks:
+                    hook(vm, h)
+                if (fault := hooks.fault_of(h)) is not None:
+                    raise GuestFault(fault)
+                return outcome(h)
+            handler = table.get(nr)
+            if handler is None:
+                raise GuestFault(f"Invalid guest hypercall: num={nr}")
+            counts[nr] += 1
+            handler(ctx, ex.gpa)
+        elif isinstance(ex, Retry | Interrupted):
+            for xhook in hooks.exit_hooks:
+                xhook(vm, ex)
+            continue    # Python signal handlers run here; they raise to stop
+        elif isinstance(ex, HandlerFailed):
+            raise handler_error(ex.message)
+        elif isinstance(ex, HostExit) and (
+                any(xhook(vm, ex) for xhook in hooks.exit_hooks) or ex.resume()):
+            continue
+        else:
+            raise backend.exit_error(ex)

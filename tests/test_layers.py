@@ -1,0 +1,134 @@
+"""The import graph (no KVM needed): arrows point down the layers, and KVM
+is named only by the KVM backend and the few places that select or wrap it.
+
+Read from the source with `ast`; imports under `if TYPE_CHECKING:` are type
+annotations, not arrows, and are skipped."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent / "tender"
+
+# Lower number = lower layer. A unit is a top-level module or a subpackage.
+LAYERS: dict[str, int] = {
+    # 0: leaves
+    "abi": 0, "errors": 0, "_vcpu": 0, "_build": 0, "elfwire": 0,
+    # 1: pure data
+    "config": 1, "elf": 1, "layout": 1, "exits": 1, "usercode": 1,
+    # 2: pure decoding, guest memory, host devices, the backend protocol
+    "manifest": 2, "memory": 2, "devices": 2, "backend": 2, "wx": 2,
+    # 3: hypercall semantics; the backends (which know nothing of them)
+    "hypercalls": 3, "kvm": 3, "bhyve": 3,
+    # 4: what is built on those
+    "modules": 4, "session": 4, "intercept": 4, "linux": 4, "stats": 4,
+    # 5: run-assembly parts, host selection, the argv grammar, debug tools, install
+    "install": 5, "native": 5, "runloop": 5, "host": 5, "sandbox": 5, "script": 5,
+    "argv": 5, "debug": 5, "metrics": 5,
+    # 6: interceptors loaded only when a run has them (the boot path's view)
+    "intercepting": 6,
+    # 7: the run assembly
+    "vm": 7,
+    # 8-10: entry points and tools
+    "cli": 8, "stress": 8, "conformance": 8, "__init__": 8,
+    "fuzz": 9, "pytest_plugin": 9, "audit": 10,
+}
+
+# Who may import tender.kvm: the backend selector, the Linux host (its
+# seccomp allow-list names the vCPU ioctls), and the gdb stub's KVM halves
+# (guest debug registers, debug exits) and the run statistics (KVM binary
+# stats, KVM exit names), which are not behind the protocol yet.
+KVM_IMPORTERS = {"host", "linux", "debug.gdbstub", "debug.target", "debug.probe", "stats"}
+KVM_NAME = re.compile(r"KVM_|^kvm_|^Kvm")
+
+
+def _unit(parts: tuple[str, ...]) -> str:
+    return parts[0] if parts else "__init__"
+
+
+def _sources() -> list[tuple[tuple[str, ...], ast.Module]]:
+    out = []
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("").parts
+        if rel[-1] == "__init__" and len(rel) > 1:
+            rel = rel[:-1]
+        out.append((rel, ast.parse(path.read_text(), str(path))))
+    return out
+
+
+def _type_checking_nodes(tree: ast.Module) -> set[int]:
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for n in ast.walk(node)}
+    return skip
+
+
+def _imports(tree: ast.Module) -> list[tuple[str, ...]]:
+    skip = _type_checking_nodes(tree)
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            parts = tuple(name.split("."))
+            if parts[0] == "tender" and len(parts) > 1 and (
+                    parts[1] in LAYERS or (ROOT / parts[1]).exists()):
+                found.append(parts[1:])
+    return found
+
+
+def test_every_unit_has_a_layer() -> None:
+    units = {_unit(rel) for rel, _ in _sources()}
+    assert units - set(LAYERS) == set(), "give each new module a layer in LAYERS"
+
+
+def test_arrows_point_down() -> None:
+    wrong = []
+    for rel, tree in _sources():
+        src = _unit(rel)
+        for target in _imports(tree):
+            dst = _unit(target)
+            if dst != src and LAYERS[dst] >= LAYERS[src]:
+                wrong.append(f"{'.'.join(rel)} -> {'.'.join(target)}")
+    assert wrong == []
+
+
+def test_only_the_kvm_backend_imports_kvm() -> None:
+    wrong = []
+    for rel, tree in _sources():
+        if rel[0] == "kvm" or _unit(rel) in KVM_IMPORTERS or ".".join(rel) in KVM_IMPORTERS:
+            continue
+        wrong += [f"{'.'.join(rel)} -> {'.'.join(t)}" for t in _imports(tree) if t[0] == "kvm"]
+    assert wrong == []
+
+
+def test_no_kvm_names_in_backend_neutral_code() -> None:
+    """No identifier (a constant, a kvm_run field, a class) names KVM
+    outside the modules allowed to import it; strings (messages) may."""
+    wrong = []
+    for rel, tree in _sources():
+        if rel[0] == "kvm" or _unit(rel) in KVM_IMPORTERS or ".".join(rel) in KVM_IMPORTERS:
+            continue
+        for node in ast.walk(tree):
+            name = (node.id if isinstance(node, ast.Name)
+                    else node.attr if isinstance(node, ast.Attribute) else None)
+            if name is not None and KVM_NAME.search(name):
+                wrong.append(f"{'.'.join(rel)}: {name}")
+    assert wrong == []
+
+
+def test_the_checker_sees_a_bad_arrow() -> None:
+    """The graph reader finds runtime imports and skips TYPE_CHECKING ones."""
+    tree = ast.parse("from typing import TYPE_CHECKING\nimport tender.vm\n"
+                     "if TYPE_CHECKING:\n    from tender.cli import main\n"
+                     "def f():\n    from tender.kvm import ioctls\n")
+    assert _imports(tree) == [("vm",), ("kvm",), ("kvm", "ioctls")]
