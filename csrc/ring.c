@@ -35,6 +35,7 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#include "hvt_abi.h"
 #include "hvt_ring.h"
 #include "vl_stats.h"
 #include "vcpu_loop.h"
@@ -47,10 +48,6 @@
     } while (0)
 
 #define RING_POLL_ITERS 4096
-#define R_OK_ 0
-#define R_AGAIN 1
-#define R_EINVAL 2
-
 
 struct vl_ring {
     struct vl_vcpu v;           /* private copy: bounds, read-only ranges, devices */
@@ -151,7 +148,7 @@ static void do_read(struct vl_ring *q, const struct ring_entry *e)
 {
     volatile struct ring_commit *c = &q->r->commits[q->com_tail & RING_MASK];
     int fd = net_fd(q, e->handle);
-    int32_t ret = R_EINVAL;
+    int32_t ret = RES_EINVAL;
     uint32_t len = 0;
     ssize_t n;
 
@@ -165,12 +162,12 @@ static void do_read(struct vl_ring *q, const struct ring_entry *e)
             n = read(fd, q->v.mem + e->data, e->len);
         while (n < 0 && errno == EINTR);
         if (n > 0) {
-            ret = R_OK_;
+            ret = RES_OK;
             len = (uint32_t)n;
             TALLY(q, dev[e->handle].rd_ops, 1);
             TALLY(q, dev[e->handle].rd_bytes, (uint64_t)n);
         } else if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
-            ret = R_AGAIN;
+            ret = RES_AGAIN;
             TALLY(q, dev[e->handle].rx_empty, 1);
         } else {
             TALLY(q, dev[e->handle].rd_errors, 1);

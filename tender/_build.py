@@ -19,7 +19,7 @@ ffibuilder.set_source(
     "tender._vcpu",
     '#include <stdint.h>\n#include <stddef.h>\n#include "vl_stats.h"\n#include "vcpu_loop.h"\n',
     # Relative to the project root: setuptools refuses absolute source paths.
-    sources=["csrc/vcpu_loop.c", "csrc/ring.c", "csrc/sandbox.c"],
+    sources=["csrc/vcpu_loop.c", "csrc/hypercalls.c", "csrc/ring.c", "csrc/sandbox.c"],
     include_dirs=["csrc"],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-std=gnu11", "-pthread"],
     extra_link_args=["-pthread"],
