@@ -14,8 +14,7 @@ from collections.abc import Callable
 
 from tender.hypercalls.context import Handler
 from tender.modules import block, core, debug, hardening, metrics, net, pytender
-from tender.modules.options import ArgState, Option
-from tender.modules.spec import Call, Module, TraceFields, When
+from tender.modules.options import ArgState, Call, Module, Option, TraceFields, When
 
 # In solo5-hvt's order (its usage text and its set-up order).
 TABLE: tuple[Module, ...] = (core.MODULE, block.MODULE, net.MODULE, debug.GDB,

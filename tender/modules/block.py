@@ -3,8 +3,18 @@
 from tender import abi
 from tender.config import BlockSpec
 from tender.hypercalls.block import block_read, block_write
-from tender.modules.options import ArgState, Match, Option, declared, invalid, name_pattern
-from tender.modules.spec import Call, Module, TraceFields, When
+from tender.modules.options import (
+    ArgState,
+    Call,
+    Match,
+    Module,
+    Option,
+    TraceFields,
+    When,
+    declared,
+    invalid,
+    name_pattern,
+)
 
 _FIELDS = TraceFields(abi.BLOCK, ("handle", "offset", "data", "len", "ret"), ("ret",))
 

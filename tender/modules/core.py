@@ -7,8 +7,7 @@ from tender.hypercalls.clock import walltime
 from tender.hypercalls.console import puts
 from tender.hypercalls.poll import poll
 from tender.layout import parse_mem_arg
-from tender.modules.options import Option, setter
-from tender.modules.spec import Call, Module, TraceFields
+from tender.modules.options import Call, Module, Option, TraceFields, setter
 
 MODULE = Module(
     name="core",

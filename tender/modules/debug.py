@@ -3,8 +3,7 @@
 import re
 
 from tender.errors import TenderError
-from tender.modules.options import ArgState, Match, Option, setter
-from tender.modules.spec import Module
+from tender.modules.options import ArgState, Match, Module, Option, setter
 
 _PORT = re.compile(r"--gdb-port=(\d+)")
 

@@ -4,8 +4,7 @@ paging, the CPUID filter and the MSR filter; set up by the backend."""
 import re
 
 from tender.config import CpuidMode
-from tender.modules.options import Option, setter
-from tender.modules.spec import Module
+from tender.modules.options import Module, Option, setter
 
 MODULE = Module(
     name="hardening",

@@ -3,8 +3,7 @@
 import re
 
 from tender.errors import TenderError
-from tender.modules.options import ArgState, Match, Option
-from tender.modules.spec import Module
+from tender.modules.options import ArgState, Match, Module, Option
 
 _PORT = re.compile(r"--metrics-port=(\d{1,5})")
 

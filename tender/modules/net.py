@@ -3,8 +3,17 @@
 from tender import abi
 from tender.config import NetSpec
 from tender.hypercalls.net import net_read, net_write
-from tender.modules.options import ArgState, Match, Option, declared, name_pattern
-from tender.modules.spec import Call, Module, TraceFields, When
+from tender.modules.options import (
+    ArgState,
+    Call,
+    Match,
+    Module,
+    Option,
+    TraceFields,
+    When,
+    declared,
+    name_pattern,
+)
 
 _NAMES = ("handle", "data", "len", "ret")
 

@@ -1,16 +1,23 @@
-"""Command-line options as module-table entries (the solo5-hvt grammar,
-spec 7). Pure: an option reads one argument into an ArgState."""
+"""What a module declares (Solo5's `struct hvt_module`, as data): its
+command-line options (the solo5-hvt grammar, spec 7; an option reads one
+argument into an ArgState) and its hypercalls. Pure.
+
+One module, not two: every module-table entry needs both halves, so they
+always load together, and a boot pays for one import instead of two."""
 
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from tender import abi
 from tender.config import BlockSpec, NetSpec
 from tender.errors import UsageError
+from tender.hypercalls.context import Handler
 from tender.manifest import Manifest
 
 _NAME = r"([A-Za-z0-9]{1,67})"
@@ -77,3 +84,47 @@ def setter(key: str, convert: Callable[[str], Any]) -> Apply:
     def apply(st: ArgState, _arg: str, m: Match) -> None:
         st.config[key] = convert(m[1])
     return apply
+
+
+class When(Enum):
+    """When a module's hypercalls are in the dispatch table (as solo5-hvt
+    registers them: block and net only with such a device attached)."""
+
+    ALWAYS = "always"
+    BLOCK = "block"
+    NET = "net"
+
+
+@dataclass(frozen=True)
+class TraceFields:
+    """How --trace records one hypercall's argument struct."""
+
+    layout: struct.Struct
+    names: tuple[str, ...]        # the struct's fields, in order
+    written: tuple[str, ...] = ()  # fields the tender writes (the result)
+    vary: tuple[str, ...] = ()     # fields that differ run to run
+
+
+@dataclass(frozen=True)
+class Call:
+    """One hypercall a module registers."""
+
+    nr: int
+    handler: Handler          # the Python reference
+    native: bool              # a C twin exists in csrc/vcpu_loop.c
+    trace: TraceFields
+
+
+@dataclass(frozen=True)
+class Module:
+    """One row of the module table. (Every boot-path dataclass has a
+    docstring: without one, dataclass() imports inspect to make it.)"""
+
+    name: str
+    usage: tuple[str, ...] = ()      # option lines of the usage text
+    options: tuple[Option, ...] = ()  # the grammar of those options
+    calls: tuple[Call, ...] = ()
+    when: When = When.ALWAYS
+    compiled_in: bool = True         # listed under "Compiled-in modules:"
+    # After the options: turn the module's scratch into VmConfig fields.
+    finish: Callable[[ArgState], None] | None = None

@@ -4,8 +4,7 @@ import re
 
 from tender import abi
 from tender.config import BlockSpec, HandlerMode, NetSpec
-from tender.modules.options import ArgState, Match, Option, only, setter
-from tender.modules.spec import Module
+from tender.modules.options import ArgState, Match, Module, Option, only, setter
 
 
 def _disk(st: ArgState, arg: str, m: Match) -> None:
