@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from tender import abi, exits
+from tender import abi
 from tender.errors import ConsoleError, DeviceError, GuestFault, Stopped, TenderError
-from tender.exits import HostExit, Hypercall, Interrupted, Retry
+from tender.exits import HandlerFailed, HostExit, Hypercall, Interrupted, Retry
 from tender.hypercalls import Handler
 from tender.hypercalls.halt import Halt
 from tender.memory import GuestMemory
@@ -83,12 +83,10 @@ def run_until_halt(backend: RunBackend, vm: RunningVm, table: dict[int, Handler]
             for xhook in hooks.exit_hooks:
                 xhook(vm, ex)
             continue    # Python signal handlers run here; they raise to stop
+        elif isinstance(ex, HandlerFailed):
+            raise handler_error(ex.message)
         elif isinstance(ex, HostExit) and (
                 any(xhook(vm, ex) for xhook in hooks.exit_hooks) or ex.resume()):
             continue
-        # Not a HostExit subclass, so testing it second changes nothing; it
-        # keeps the rare exits unloaded while every exit is a hypercall.
-        elif isinstance(ex, exits.HandlerFailed):
-            raise handler_error(ex.message)
         else:
             raise backend.exit_error(ex)

@@ -12,7 +12,7 @@ from conftest import guest, require_kvm
 NOT_ON_THE_BOOT_PATH = (
     "elftools", "cstruct", "json", "socket", "selectors", "tender.intercept", "tender.script",
     "tender.debug", "tender.devices.pipe", "tender.fuzz", "importlib.util", "tender.backend",
-    "tender.bhyve", "tender.exits.rare",
+    "tender.bhyve",
 )
 
 _RUN = """

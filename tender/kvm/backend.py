@@ -12,12 +12,21 @@ import mmap
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tender import abi, exits
+from tender import abi
 from tender.config import CpuidMode
 from tender.errors import GuestFault, KvmError, TenderError
-from tender.exits import HostExit, Hypercall, KickMode, Retry
+from tender.exits import (
+    Exit,
+    Fatal,
+    GuestWrite,
+    HandlerFailed,
+    HostExit,
+    Hypercall,
+    KickMode,
+    Retry,
+)
 from tender.kvm import cpuid, msr
 from tender.kvm import ioctls as k
 from tender.kvm import setup as ksetup
@@ -26,9 +35,6 @@ from tender.kvm.system import Kvm
 from tender.kvm.vcpu import VcpuFd
 from tender.kvm.vmfd import VmFd
 from tender.layout import CpuPlan
-
-if TYPE_CHECKING:
-    from tender.exits import Exit
 
 # Imported up front, with the rest of the run path (setup imports it lazily):
 # out of fds, an import fails here, as a HostError, not mid-run.
@@ -70,7 +76,7 @@ def _port_exit(port: int, direction: int, size: int, data: int) -> Exit:
     if direction != 1 or size != 4 or not (
         abi.HYPERCALL_PIO_BASE <= port <= abi.HYPERCALL_PIO_BASE + abi.HYPERCALL_MAX
     ):
-        return exits.Fatal((f"Invalid guest port access: port=0x{port:x}",))
+        return Fatal((f"Invalid guest port access: port=0x{port:x}",))
     return Hypercall(port - abi.HYPERCALL_PIO_BASE, data)
 
 
@@ -150,11 +156,11 @@ class KvmBackend:
         if reason == lib.VL_EINTR:
             return Retry()
         if reason == lib.VL_FATAL:
-            return exits.HandlerFailed(ffi.string(e.msg).decode(errors="replace"))
+            return HandlerFailed(ffi.string(e.msg).decode(errors="replace"))
         if reason == lib.VL_ERRNO:
             if e.err == errno.EFAULT:
                 # Hardware KVM: a guest write to a host-read-only page.
-                return exits.GuestWrite(None)
+                return GuestWrite(None)
             raise KvmError(f"KVM: ioctl (RUN) failed: {os.strerror(e.err)}")
         return KvmExit(int(e.kvm_reason), int(e.suberror), int(e.fail_reason),
                        int(e.mmio_addr), bool(e.mmio_is_write), int(e.msr_index),
@@ -216,10 +222,10 @@ class KvmBackend:
         self._run_buf = self._view = None
 
     def exit_error(self, exit: Exit) -> TenderError:
-        if isinstance(exit, exits.Fatal):
+        if isinstance(exit, Fatal):
             line = "; ".join(exit.lines)
             return GuestFault(line) if line.startswith("Invalid guest") else KvmError(line)
-        if isinstance(exit, exits.GuestWrite):
+        if isinstance(exit, GuestWrite):
             return GuestFault(f"KVM: host/guest translation fault: rip=0x{self._rip():x}")
         if isinstance(exit, KvmExit):
             r = exit.reason

@@ -1,27 +1,12 @@
 """The typed exits a backend's run() returns, and how a ring kick travels.
 
 Pure types, on the boot path (tender.backend, the protocols, is not): the
-core dispatches on these and never reads a host's raw exit record.
-
-The exits a hello boot never meets (Kick, GuestWrite, Fatal, HandlerFailed)
-live in `tender.exits.rare` and load on first use through this module's
-`__getattr__`: `from tender.exits import Fatal` and `exits.Fatal` both work.
-Callers on the boot path name them as `exits.Fatal` at the point of use."""
+core dispatches on these and never reads a host's raw exit record."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    # `X as X`: re-exported for the type checker; at run time __getattr__.
-    from tender.exits.rare import Fatal as Fatal
-    from tender.exits.rare import GuestWrite as GuestWrite
-    from tender.exits.rare import HandlerFailed as HandlerFailed
-    from tender.exits.rare import Kick as Kick
-
-_RARE = frozenset({"Kick", "GuestWrite", "Fatal", "HandlerFailed"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +18,21 @@ class Hypercall:
 
 
 @dataclass(frozen=True)
+class Kick:
+    """The guest kicked the net ring (port 0x600) and the host reported it as
+    an exit (bhyve); on KVM an ioeventfd absorbs it and this never appears."""
+
+
+@dataclass(frozen=True)
+class GuestWrite:
+    """The guest wrote to a page it may only read, whichever way the host
+    reports it (an MMIO exit on a read-only memslot, an EFAULT, ...).
+    `gpa` is None where the host does not say (KVM's EFAULT)."""
+
+    gpa: int | None
+
+
+@dataclass(frozen=True)
 class Retry:
     """Nothing to do: run again (EINTR, bhyve's BOGUS exit). The core checks
     for pending signals and stop requests before it does."""
@@ -41,6 +41,22 @@ class Retry:
 @dataclass(frozen=True)
 class Interrupted:
     """The run was stopped from outside (Tender.stop, a signal)."""
+
+
+@dataclass(frozen=True)
+class Fatal:
+    """The backend's own fatal message, already formatted as its host's
+    tender prints it (one line, or the lines of a dump)."""
+
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HandlerFailed:
+    """A native hypercall twin (csrc/) met a fatal condition; `message` is
+    the handler's, so the core classifies it as it would its Python twin's."""
+
+    message: str
 
 
 @dataclass(frozen=True)
@@ -61,24 +77,9 @@ class HostExit:
         return {}
 
 
+Exit = Hypercall | Kick | GuestWrite | Retry | Interrupted | Fatal | HandlerFailed | HostExit
+
 
 class KickMode(Enum):
     EVENTFD = "eventfd"   # KVM_IOEVENTFD: the kick never leaves the kernel
     EXIT = "exit"         # a real exit; the loop writes one byte to a pipe
-
-
-if TYPE_CHECKING:
-    Exit = Hypercall | Kick | GuestWrite | Retry | Interrupted | Fatal | HandlerFailed | HostExit
-
-
-def __getattr__(name: str) -> object:
-    """PEP 562: the rare exits (and the `Exit` union, which names them) on
-    first use."""
-    if name in _RARE:
-        from tender.exits import rare
-        return getattr(rare, name)
-    if name == "Exit":
-        from tender.exits import rare
-        return (Hypercall | rare.Kick | rare.GuestWrite | Retry | Interrupted | rare.Fatal
-                | rare.HandlerFailed | HostExit)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
