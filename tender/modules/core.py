@@ -1,7 +1,5 @@
 """core: the clock, the console and poll (always registered)."""
 
-import re
-
 from tender import abi
 from tender.hypercalls.clock import walltime
 from tender.hypercalls.console import puts
@@ -12,7 +10,7 @@ from tender.modules.options import Call, Module, Option, TraceFields, setter
 MODULE = Module(
     name="core",
     # --help and --version are pass 1's (tender.argv.pass1).
-    options=(Option(re.compile(r"--mem=(.*)", re.S), setter("mem", parse_mem_arg)),),
+    options=(Option(r"(?s)--mem=(.*)", setter("mem", parse_mem_arg)),),
     calls=(
         Call(abi.Hypercall.WALLTIME, walltime, True,
              TraceFields(abi.WALLTIME, ("nsecs",), ("nsecs",), ("nsecs",))),

@@ -5,7 +5,7 @@ import re
 from tender.errors import TenderError
 from tender.modules.options import ArgState, Match, Module, Option, setter
 
-_PORT = re.compile(r"--gdb-port=(\d+)")
+_PORT = r"--gdb-port=(\d+)"
 
 
 def _gdb(st: ArgState, _arg: str, _m: Match) -> None:
@@ -13,7 +13,7 @@ def _gdb(st: ArgState, _arg: str, _m: Match) -> None:
 
 
 def _gdb_port(st: ArgState, arg: str, _m: Match) -> None:
-    m = _PORT.fullmatch(arg)
+    m = re.fullmatch(_PORT, arg)
     if m is None or int(m[1]) > 65535:
         raise TenderError("Malformed argument to --gdb-port")
     st.extra["gdb_port"] = int(m[1])
@@ -31,8 +31,8 @@ GDB = Module(
         "    [ --gdb-port=1234 ] (TCP port of the gdb server on localhost)",
     ),
     options=(
-        Option(re.compile("--gdb"), _gdb),
-        Option(re.compile("--gdb-port=(.*)", re.S), _gdb_port),
+        Option("--gdb", _gdb),
+        Option("(?s)--gdb-port=(.*)", _gdb_port),
     ),
     finish=_gdb_finish,
 )
@@ -40,5 +40,5 @@ GDB = Module(
 DUMPCORE = Module(
     name="dumpcore",
     usage=("    [ --dumpcore=DIR ] (write a core file to DIR when the guest aborts)",),
-    options=(Option(re.compile("--dumpcore=(.+)", re.S), setter("dumpcore", str)),),
+    options=(Option("(?s)--dumpcore=(.+)", setter("dumpcore", str)),),
 )

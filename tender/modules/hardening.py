@@ -1,8 +1,6 @@
 """Issue 9's guest hardening options (pytender's, not solo5-hvt's): W^X
 paging, the CPUID filter and the MSR filter; set up by the backend."""
 
-import re
-
 from tender.config import CpuidMode
 from tender.modules.options import Module, Option, setter
 
@@ -14,10 +12,9 @@ MODULE = Module(
         "    [ --msr=filtered|host ] (refuse guest MSRs but the allowlist; default filtered)",
     ),
     options=(
-        Option(re.compile("--wx=(on|off)"), setter("wx", lambda v: v == "on")),
-        Option(re.compile("--cpuid=(filtered|host)"), setter("cpuid", CpuidMode)),
-        Option(re.compile("--msr=(filtered|host)"),
-               setter("msr_filter", lambda v: v == "filtered")),
+        Option("--wx=(on|off)", setter("wx", lambda v: v == "on")),
+        Option("--cpuid=(filtered|host)", setter("cpuid", CpuidMode)),
+        Option("--msr=(filtered|host)", setter("msr_filter", lambda v: v == "filtered")),
     ),
     compiled_in=False,
 )

@@ -44,18 +44,20 @@ Apply = Callable[[ArgState, str, Match], None]
 @dataclass(frozen=True)
 class Option:
     """`pattern` must match the whole argument; `apply` raises TenderError
-    for a bad value (the error stops the parse there)."""
+    for a bad value (the error stops the parse there). A string pattern is
+    compiled on first use (re's own cache): a boot compiles only the
+    patterns it tries, not the whole table's at import."""
 
-    pattern: re.Pattern[str]
+    pattern: str | re.Pattern[str]
     apply: Apply
 
     def accepts(self, arg: str) -> Match | None:
-        return self.pattern.fullmatch(arg)
+        return re.fullmatch(self.pattern, arg)
 
 
-def name_pattern(prefix: str, value: str) -> re.Pattern[str]:
+def name_pattern(prefix: str, value: str) -> str:
     """`--PREFIX:NAME=VALUE` with a solo5-hvt device name."""
-    return re.compile(rf"--{prefix}:{_NAME}=({value})")
+    return rf"--{prefix}:{_NAME}=({value})"
 
 
 def invalid(arg: str, *detail: str) -> UsageError:

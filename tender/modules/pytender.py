@@ -1,7 +1,5 @@
 """pytender's own options (not a solo5-hvt module: no "Compiled-in" entry)."""
 
-import re
-
 from tender import abi
 from tender.config import BlockSpec, HandlerMode, NetSpec
 from tender.modules.options import ArgState, Match, Module, Option, only, setter
@@ -30,12 +28,12 @@ MODULE = Module(
         "    [ --script=FILE.py ] (a Python file defining intercept = {Hypercall.X: fn})",
     ),
     options=(
-        Option(re.compile("--disk=(.+)", re.S), _disk),
-        Option(re.compile("--net=(.+)", re.S), _net),
-        Option(re.compile("--handlers=(native|python)"), setter("handlers", HandlerMode)),
-        Option(re.compile("--trace=(.+)", re.S), setter("trace", str)),
-        Option(re.compile("--net-ring=(on|off)"), setter("net_ring", lambda v: v == "on")),
-        Option(re.compile("--script=(.+)", re.S), setter("script", str)),
+        Option("(?s)--disk=(.+)", _disk),
+        Option("(?s)--net=(.+)", _net),
+        Option("--handlers=(native|python)", setter("handlers", HandlerMode)),
+        Option("(?s)--trace=(.+)", setter("trace", str)),
+        Option("--net-ring=(on|off)", setter("net_ring", lambda v: v == "on")),
+        Option("(?s)--script=(.+)", setter("script", str)),
     ),
     compiled_in=False,
 )
