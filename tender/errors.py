@@ -56,6 +56,13 @@ class DeviceError(TenderError):
     """A host-side device (block image, tap) could not be attached or used."""
 
 
+class BlockIOError(DeviceError):
+    """The backing store failed one request (ENOSPC, EIO, a short transfer):
+    the guest gets EUNSPEC, the tender goes on. (Here, not in devices.block,
+    so the BLOCK handlers need not load the device module on a boot without
+    a block device; tender.devices.block re-exports it.)"""
+
+
 class ConsoleError(DeviceError):
     """A write to the console (fd 1) failed. solo5-hvt asserts on that
     (spec 4.4), so the CLI ends with SIGABRT once the run has torn down."""

@@ -16,10 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tender import abi, elf, intercepting, layout, wx
 from tender import manifest as mft
 from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
-from tender.devices.block import BlockDevice, open_disk
-from tender.devices.net import NetDevice, effective_mac
 from tender.devices.poller import Poller
-from tender.devices.ring import NetRing
 from tender.errors import (
     ElfError,
     HostError,
@@ -45,6 +42,9 @@ from tender.usercode import UserCode
 
 if TYPE_CHECKING:
     from tender.backend import RunBackend
+    from tender.devices.block import BlockDevice
+    from tender.devices.net import NetDevice
+    from tender.devices.ring import NetRing
     from tender.intercept import Interceptor, InterceptRun
     from tender.stats import LiveRun, Stats
 
@@ -173,15 +173,16 @@ class Tender:
     def _attach(self, manifest: mft.Manifest) -> tuple[dict[int, BlockDevice],
                                                         dict[int, NetDevice]]:
         """Step 4: open block images and taps, in command-line order."""
-        from tender.devices.net import attach
-
         specs: list[BlockSpec | NetSpec] = [*self.config.blocks, *self.config.nets]
         rank = {name: i for i, name in enumerate(self.config.attach_order)}
         specs.sort(key=lambda spec: rank.get(spec.name, len(rank)))   # stable
         blocks: dict[int, BlockDevice] = {}
         nets: dict[int, NetDevice] = {}
         for spec in specs:
+            # A device module loads only for a run that has such a device.
             if isinstance(spec, BlockSpec):
+                from tender.devices.block import BlockDevice, open_disk
+
                 handle = _declared(manifest, spec.name, abi.DeviceType.BLOCK_BASIC)
                 if not abi.valid_block_size(spec.block_size):
                     raise UsageError(
@@ -196,6 +197,8 @@ class Tender:
                 self._closers.append(dev.close)
                 blocks[handle] = dev
             else:
+                from tender.devices.net import attach
+
                 handle = _declared(manifest, spec.name, abi.DeviceType.NET_BASIC)
                 ndev = attach(spec)
                 self._closers.append(ndev.close)
@@ -302,6 +305,7 @@ class Tender:
                 handle, manifest.entries[handle].block(dev.capacity, dev.block_size, dev.fd)
             )
         for handle, ndev in nets.items():
+            from tender.devices.net import effective_mac
             ndev.mac = effective_mac(ndev)
             manifest = manifest.replace(
                 handle, manifest.entries[handle].net(ndev.mac, ndev.mtu, ndev.fd)
@@ -398,6 +402,7 @@ class Tender:
         if not self._native() or not self.config.net_ring or self._icpt.intercepted & RING_CALLS:
             return None
         from tender._vcpu import ffi
+        from tender.devices.ring import NetRing
 
         view = native_view(mem, manifest, ctx, self._keep)
         view.stats = self._live.c if self._live is not None else ffi.NULL

@@ -8,11 +8,13 @@ import sys
 
 from conftest import guest, require_kvm
 
-# Imported only by tooling, debug features, interceptors, net devices or errors.
+# Imported only by tooling, debug features, interceptors, devices or errors.
 NOT_ON_THE_BOOT_PATH = (
     "elftools", "cstruct", "json", "socket", "selectors", "tender.intercept", "tender.script",
     "tender.debug", "tender.devices.pipe", "tender.fuzz", "importlib.util", "tender.backend",
     "tender.bhyve",
+    # Device modules: only a run with such a device (or its net ring) needs them.
+    "tender.devices.block", "tender.devices.net", "tender.devices.ring", "tender.devices.disk",
 )
 
 _RUN = """

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from tender.abi import DEFAULT_BLOCK_SIZE
 from tender.devices.disk import BlockDisk
 from tender.devices.disk import check_geometry as check_disk_geometry
+from tender.errors import BlockIOError as BlockIOError  # re-exported: its old home
 from tender.errors import DeviceError, UsageError
 
 
@@ -23,11 +24,6 @@ def _lock_holder(fd: int) -> int | None:
         return None
     ltype, _, _, _, pid = struct.unpack("hhqqi4x", res)
     return pid if ltype != fcntl.F_UNLCK else None
-
-
-class BlockIOError(DeviceError):
-    """The backing store failed one request (ENOSPC, EIO, a short transfer):
-    the guest gets EUNSPEC, the tender goes on."""
 
 
 class BlockSyncError(DeviceError):

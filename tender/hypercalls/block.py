@@ -6,8 +6,7 @@ from __future__ import annotations
 import struct
 
 from tender import abi
-from tender.devices.block import BlockIOError
-from tender.errors import TenderError
+from tender.errors import BlockIOError, TenderError
 from tender.hypercalls.context import Context
 
 SSIZE_MAX = (1 << 63) - 1

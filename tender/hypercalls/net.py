@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from tender import abi
-from tender.devices.net import NetDevice
 from tender.errors import DeviceError
 from tender.hypercalls.context import Context
 from tender.hypercalls.tally import Field
+
+if TYPE_CHECKING:
+    from tender.devices.net import NetDevice
 
 
 def _args(ctx: Context, gpa: int) -> tuple[int, int, int, NetDevice] | None:
