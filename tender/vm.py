@@ -10,7 +10,8 @@ import mmap
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from tender import abi, elf, intercepting, layout, wx
@@ -84,6 +85,16 @@ def _declared(manifest: mft.Manifest, name: str, dtype: abi.DeviceType) -> int:
                              f"in the manifest, not {dtype.name}")
         raise UsageError(f"Resource not declared in manifest: '{name}'")
     return handle
+
+
+@contextmanager
+def _loading(what: str) -> Iterator[None]:
+    """Around a lazy import: out of fds, it fails with OSError (or
+    ImportError), which must reach a library user as a TenderError."""
+    try:
+        yield
+    except (OSError, ImportError) as exc:
+        raise HostError(f"could not load {what}: {exc}") from None
 
 
 def _load_backend(cfg: VmConfig, diag: Diag) -> RunBackend:
@@ -181,7 +192,8 @@ class Tender:
         for spec in specs:
             # A device module loads only for a run that has such a device.
             if isinstance(spec, BlockSpec):
-                from tender.devices.block import BlockDevice, open_disk
+                with _loading("the block device module"):
+                    from tender.devices.block import BlockDevice, open_disk
 
                 handle = _declared(manifest, spec.name, abi.DeviceType.BLOCK_BASIC)
                 if not abi.valid_block_size(spec.block_size):
@@ -197,7 +209,8 @@ class Tender:
                 self._closers.append(dev.close)
                 blocks[handle] = dev
             else:
-                from tender.devices.net import attach
+                with _loading("the net device module"):
+                    from tender.devices.net import attach
 
                 handle = _declared(manifest, spec.name, abi.DeviceType.NET_BASIC)
                 ndev = attach(spec)
@@ -402,7 +415,8 @@ class Tender:
         if not self._native() or not self.config.net_ring or self._icpt.intercepted & RING_CALLS:
             return None
         from tender._vcpu import ffi
-        from tender.devices.ring import NetRing
+        with _loading("the net ring module"):
+            from tender.devices.ring import NetRing
 
         view = native_view(mem, manifest, ctx, self._keep)
         view.stats = self._live.c if self._live is not None else ffi.NULL
