@@ -263,6 +263,13 @@ def stop_race(kernel: str, runs: int, seed: int = 1) -> tuple[int, int, tuple[st
         done.set()
 
     rng = random.Random(seed)
+    # Stop delays span 1.5 run lengths, measured here after a warm-up run,
+    # so that on a fast host as on a slow one most stops land inside a run
+    # and some only after it ended.
+    for _ in range(2):
+        t0 = time.monotonic()
+        Tender(VmConfig(kernel=kernel, args=(b"0",), mem=MEM), console_fd=null).run()
+    span = 1.5 * (time.monotonic() - t0)
 
     def stopper() -> None:
         last = None
@@ -271,7 +278,7 @@ def stop_race(kernel: str, runs: int, seed: int = 1) -> tuple[int, int, tuple[st
             if t is None or t is last:
                 time.sleep(0.0002)
                 continue
-            time.sleep(rng.uniform(0.0, 0.03))     # a run takes ~15 ms here
+            time.sleep(rng.uniform(0.0, span))
             t.stop()
             last = t
 
