@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,13 +15,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, guest, require_kvm, run_tender, tender_cmd
+from conftest import ROOT, guest, run_tender, tender_cmd
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from test_net import GUEST0, TAP0, Netns, netns
 
 from tender import BlockSpec, Tender, VmConfig
 from tender.errors import Stopped, TenderError
@@ -208,46 +206,29 @@ def test_one_collector_over_many_tenders() -> None:
 
 # --- net: the ring thread's counters and the hypercall path ------------------
 
-TAP, HOST, GUEST_IP = "pytm0", "10.91.0.1", "10.91.0.2"
+__all__ = ["netns"]     # the fixture (namespace and tap), shared with test_net
 
 
-@pytest.fixture(scope="module")
-def netns() -> Iterator[str]:
-    require_kvm()
-    if shutil.which("ip") is None or shutil.which("ping") is None:
-        pytest.skip("needs ip (iproute2) and ping (iputils-ping)")
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces and taps need root")
-    ns = f"pyt-metrics-{secrets.token_hex(3)}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        for cmd in (["link", "set", "lo", "up"], ["tuntap", "add", "dev", TAP, "mode", "tap"],
-                    ["addr", "add", f"{HOST}/24", "dev", TAP], ["link", "set", TAP, "up"]):
-            subprocess.run(["ip", "-n", ns, *cmd], check=True, capture_output=True)
-        yield ns
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-def ns_scrape(ns: str, url: str) -> Samples:
+def ns_scrape(ns: Netns, url: str) -> Samples:
     """The tender's loopback is the namespace's: scrape from inside it."""
     got = subprocess.run(
-        ["ip", "netns", "exec", ns, sys.executable, "-c",
-         "import sys, urllib.request; "
-         "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())",
-         url], capture_output=True, text=True, timeout=30, check=True)
+        ns.exec(sys.executable, "-c",
+                "import sys, urllib.request; "
+                "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read()"
+                ".decode())", url),
+        capture_output=True, text=True, timeout=30, check=True)
     return parse(got.stdout)
 
 
 @pytest.mark.parametrize("ring", ["on", "off"])
-def test_net_counters_rise_while_pings_flood(netns: str, ring: str, tmp_path: Path) -> None:
+def test_net_counters_rise_while_pings_flood(netns: Netns, ring: str, tmp_path: Path) -> None:
     port = free_port()
     out = tmp_path / "out"
     with out.open("wb") as fo:
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", netns, *tender_cmd(
-                f"--metrics-port={port}", f"--net-ring={ring}", f"--net={TAP}", guest("net"),
-                GUEST_IP)], cwd=ROOT, stdout=fo, stderr=subprocess.PIPE,
+            netns.exec(*tender_cmd(
+                f"--metrics-port={port}", f"--net-ring={ring}", f"--net={TAP0}", guest("net"),
+                GUEST0)), cwd=ROOT, stdout=fo, stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/metrics"
     g, count = "net.hvt", 300
@@ -256,8 +237,7 @@ def test_net_counters_rise_while_pings_flood(netns: str, ring: str, tmp_path: Pa
         want = b"NET: ring active" if ring == "on" else b"NET: ring inactive"
         assert want in out.read_bytes()
         before = ns_scrape(netns, url)
-        ping = subprocess.run(["ip", "netns", "exec", netns, "ping", "-f", "-q", "-c", str(count),
-                               GUEST_IP], capture_output=True, text=True, timeout=120)
+        ping = netns.ping("-f", "-q", "-c", str(count), GUEST0, timeout=120)
         assert f"{count} received" in ping.stdout, ping.stdout
         after = ns_scrape(netns, url)
         assert sigterm(proc) == 1
