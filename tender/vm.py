@@ -98,19 +98,15 @@ def _loading(what: str) -> Iterator[None]:
 
 
 def _load_backend(cfg: VmConfig, diag: Diag) -> RunBackend:
-    """Import the run path's lazily loaded modules up front: when the process
-    is out of fds, an import fails with OSError/ImportError, which must
-    reach a library user as a TenderError like every other failure."""
+    """Import the run path's lazily loaded modules up front (see _loading)."""
     from importlib import import_module
 
-    try:
+    with _loading("the run loop"):
         import_module("tender._vcpu")
         import_module("tender.stats")
         host = import_module("tender.host")
         backend: RunBackend = host.open_backend(cfg, diag)
-        return backend
-    except (OSError, ImportError) as exc:
-        raise HostError(f"could not load the run loop: {exc}") from None
+    return backend
 
 
 class Tender:
