@@ -10,10 +10,11 @@ from __future__ import annotations
 import mmap
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tender.debugview import DebugView
 from tender.errors import TenderError
 from tender.exits import (
     Exit,
@@ -30,9 +31,9 @@ from tender.exits import (
 from tender.layout import CpuPlan
 
 __all__ = [
-    "BHYVE", "KVM", "Backend", "Exit", "Fatal", "GuestRam", "GuestWrite", "HandlerFailed",
-    "HostExit", "HostKind", "Hypercall", "Interrupted", "Kick", "KickMode", "Retry",
-    "RunBackend", "host_kind", "no_hypervisor",
+    "BHYVE", "KVM", "Backend", "DebugView", "Exit", "Fatal", "GuestRam", "GuestWrite",
+    "HandlerFailed", "HostExit", "HostKind", "Hypercall", "Interrupted", "Kick", "KickMode",
+    "Retry", "RunBackend", "StatsView", "host_kind", "no_hypervisor",
 ]
 
 
@@ -42,6 +43,28 @@ class GuestRam(Protocol):
     def __len__(self) -> int: ...
     def __getitem__(self, key: slice, /) -> bytes: ...
     def __setitem__(self, key: slice, value: bytes, /) -> None: ...
+
+
+class StatsView(Protocol):
+    """The host's own view of one run for tender/stats.py: its counters of
+    the VM and the vCPU (KVM's binary statistics), and the names of the exit
+    reasons the C loop counts. Read from any thread; never stops the guest."""
+
+    # Why the host has no counters (an old kernel, another hypervisor), or None.
+    unavailable: str | None
+
+    def read(self) -> tuple[Mapping[str, int], Mapping[str, int]]:
+        """(VM counters, vCPU counters) by name; empty once closed."""
+        ...
+
+    def exit_name(self, reason: int, last: int) -> str:
+        """The name of slot `reason` of an exit counter array whose slot
+        `last` holds every reason >= last."""
+        ...
+
+    def close(self) -> None:
+        """Idempotent; before the VM goes."""
+        ...
 
 
 class Backend(Protocol):
@@ -85,7 +108,12 @@ class RunBackend(Backend, Protocol):
 
     @property
     def debug_target(self) -> Any:
-        """Opaque to the core: the vCPU object the debug modules drive."""
+        """Opaque to the core: the backend's vCPU object (RunningVm.vcpu)."""
+        ...
+
+    def debug_view(self) -> DebugView:
+        """Registers, breakpoints and debug stops of vCPU 0 for gdb and
+        dumpcore; a backend without them raises DebugError (one line)."""
         ...
 
     @property
@@ -113,9 +141,8 @@ class RunBackend(Backend, Protocol):
         """Undo enter() (idempotent)."""
         ...
 
-    def stats_fds(self) -> tuple[int, int]:
-        """The VM's and the vCPU's fds for the host's binary statistics
-        (tender/stats.py), -1 where there are none."""
+    def stats_view(self) -> StatsView:
+        """The host's statistics of this VM (after open()); the caller closes it."""
         ...
 
     def exit_error(self, exit: Exit) -> TenderError:

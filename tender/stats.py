@@ -6,25 +6,28 @@ Three sources, all read without stopping the guest:
   plain increments; word-sized loads here see monotone, untorn values);
 - the Python path: hypercall counts of the run loop and the handlers'
   `Tally` (written by the vCPU thread only);
-- KVM's binary statistics of the VM and vCPU fds, where the host has them.
+- the host's own counters (KVM's binary statistics of the VM and vCPU
+  fds, where the host has them), through the backend's `StatsView`.
 
 A snapshot costs one copy of the C counters (about 9.5 KB, read as u64
-words) and one pread per KVM stats fd; the guest never waits on a reader."""
+words) and the view's read (KVM: one pread per stats fd); the guest never
+waits on a reader. The exit counters are named by the view too."""
 
 from __future__ import annotations
 
 import enum
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tender import abi
 from tender.hypercalls.tally import N_FIELDS, Tally
-from tender.kvm.binstats import KvmStatsFd
-from tender.kvm.exit_names import exit_name
+
+if TYPE_CHECKING:
+    from tender.backend import StatsView
 
 _EMPTY: Mapping[str, int] = MappingProxyType({})
 
@@ -61,8 +64,9 @@ class DeviceStats:
 
 @dataclass(frozen=True, slots=True)
 class KvmStats:
-    """KVM_GET_STATS_FD scalars; both mappings are empty when `unavailable`
-    says why (an old kernel, another hypervisor)."""
+    """The host's own scalars of the VM and vCPU (KVM_GET_STATS_FD on KVM);
+    both mappings are empty when `unavailable` says why (an old kernel,
+    another hypervisor)."""
 
     vm: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     vcpu: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
@@ -76,7 +80,7 @@ class Stats:
     run_time: float                         # seconds since the VM was set up
     mem_size: int                           # guest-visible bytes
     hypercalls: Mapping[str, int]           # by name, C and Python paths, halt too
-    exits: Mapping[str, int]                # KVM_RUN returns by kind, "interrupted"
+    exits: Mapping[str, int]                # vCPU run returns by kind, "interrupted"
     devices: Mapping[str, DeviceStats]      # by command-line name
     bad_handle: int = 0                     # requests naming no such device
     ring_kicks: int = 0                     # net ring thread woken by the guest
@@ -129,8 +133,10 @@ def decode_part(words: Sequence[int], lay: PartLayout) -> Part:
 
 def combine(guest: str, state: RunState, run_time: float, mem_size: int,
             devices: Mapping[int, tuple[str, str]], parts: Sequence[Part],
-            py_hypercalls: Sequence[int], tally: Tally, kvm: KvmStats) -> Stats:
-    """Pure: add C parts and the Python path into one snapshot."""
+            py_hypercalls: Sequence[int], tally: Tally, kvm: KvmStats,
+            exit_name: Callable[[int, int], str]) -> Stats:
+    """Pure: add C parts and the Python path into one snapshot; `exit_name`
+    names the exit counters (StatsView.exit_name)."""
     hc: dict[str, int] = {}
     for nr in abi.Hypercall:
         n = (py_hypercalls[nr] if nr < len(py_hypercalls) else 0) + sum(
@@ -178,7 +184,8 @@ class LiveRun:
     vCPU exist; `finish()` freezes the figures when the run ends."""
 
     def __init__(self, guest: str, mem_size: int, devices: Mapping[int, tuple[str, str]],
-                 *, vm_fd: int, vcpu_fd: int) -> None:
+                 *, host: StatsView) -> None:
+        """`host`: the backend's stats view; closed by finish()."""
         from tender._vcpu import ffi, lib
 
         self._ffi = ffi
@@ -191,29 +198,16 @@ class LiveRun:
         self._devices = MappingProxyType(dict(devices))
         self._t0 = time.monotonic()
         self._t1: float | None = None
-        self._lock = threading.Lock()   # KVM stats fds against finish(); never the guest's
-        self._kvm_fds: list[KvmStatsFd] = []
-        why: list[str] = []
-        for fd in (vm_fd, vcpu_fd):
-            got = KvmStatsFd.open(fd)
-            if isinstance(got, str):
-                why.append(got)
-            else:
-                self._kvm_fds.append(got)
-        if why:
-            for s in self._kvm_fds:
-                s.close()
-            self._kvm_fds = []
-            self._final_kvm: KvmStats | None = KvmStats(unavailable=why[0])
-        else:
-            self._final_kvm = None
+        self._lock = threading.Lock()   # the host view against finish(); never the guest's
+        self._host = host
+        self._final_kvm: KvmStats | None = (
+            None if host.unavailable is None else KvmStats(unavailable=host.unavailable))
 
     def _kvm(self) -> KvmStats:
         with self._lock:
             if self._final_kvm is not None:
                 return self._final_kvm
-            vm, vcpu = (s.read() for s in self._kvm_fds)
-            return KvmStats(vm, vcpu)
+            return KvmStats(*self._host.read())
 
     def snapshot(self) -> Stats:
         kvm = self._kvm()
@@ -224,17 +218,15 @@ class LiveRun:
         parts = [decode_part(words[:n], self._lay), decode_part(words[n:], self._lay)]
         elapsed = (time.monotonic() if t1 is None else t1) - self._t0
         return combine(self._guest, state, elapsed, self._mem_size, self._devices, parts,
-                       list(self.hypercalls), self.tally, kvm)
+                       list(self.hypercalls), self.tally, kvm, self._host.exit_name)
 
     def finish(self) -> None:
-        """The run is over: freeze the clock and the KVM figures, close the
-        stats fds (before the VM fd goes). Idempotent."""
+        """The run is over: freeze the clock and the host's figures, close
+        the host view (before the VM goes). Idempotent."""
         with self._lock:
             if self._t1 is not None:
                 return
             if self._final_kvm is None:
-                vm, vcpu = (s.read() for s in self._kvm_fds)
-                self._final_kvm = KvmStats(vm, vcpu)
-            for s in self._kvm_fds:
-                s.close()
+                self._final_kvm = KvmStats(*self._host.read())
+            self._host.close()
             self._t1 = time.monotonic()

@@ -42,7 +42,7 @@ from tender.session import (
 from tender.usercode import UserCode
 
 if TYPE_CHECKING:
-    from tender.backend import RunBackend
+    from tender.backend import RunBackend, StatsView
     from tender.devices.block import BlockDevice
     from tender.devices.net import NetDevice
     from tender.devices.ring import NetRing
@@ -280,7 +280,7 @@ class Tender:
         self._closers.append(backend.close)
         mem = GuestMemory(mem_size.alloc, mem_size.guest, backend.open(mem_size.alloc))
         self._closers.append(mem.close)
-        live = self._start_stats(mem_size.guest, blocks, nets, *backend.stats_fds())
+        live = self._start_stats(mem_size.guest, blocks, nets, backend.stats_view())
 
         # Step 8: the ELF image; host pages of text/rodata become read-only
         # and no guest page is ever host-executable.
@@ -325,7 +325,7 @@ class Tender:
         if cfg.gdb_port is not None or cfg.dumpcore is not None or cfg.trace is not None:
             from tender.debug import attach_debug
 
-            debug = attach_debug(cfg, backend.debug_target, mem, self._diag)
+            debug = attach_debug(cfg, backend.debug_view, mem, self._diag)
             self._closers.append(debug.close)
             self._run_halt_hooks += debug.halt_hooks
             self._run_exit_hooks += debug.exit_hooks
@@ -378,13 +378,12 @@ class Tender:
         return loop(running, table)
 
     def _start_stats(self, mem_size: int, blocks: dict[int, BlockDevice],
-                     nets: dict[int, NetDevice], vm_fd: int, vcpu_fd: int) -> LiveRun:
+                     nets: dict[int, NetDevice], host: StatsView) -> LiveRun:
         from tender.stats import LiveRun
 
         devices = {h: (d.name, "block") for h, d in blocks.items()}
         devices.update({h: (d.name, "net") for h, d in nets.items()})
-        live = LiveRun(os.path.basename(self.config.kernel), mem_size, devices,
-                       vm_fd=vm_fd, vcpu_fd=vcpu_fd)
+        live = LiveRun(os.path.basename(self.config.kernel), mem_size, devices, host=host)
         self._live = live
         self._closers.append(live.finish)
         return live

@@ -17,7 +17,7 @@ LAYERS: dict[str, int] = {
     # 0: leaves
     "abi": 0, "errors": 0, "_vcpu": 0, "_build": 0, "elfwire": 0,
     # 1: pure data
-    "config": 1, "elf": 1, "layout": 1, "exits": 1, "usercode": 1,
+    "config": 1, "elf": 1, "layout": 1, "exits": 1, "usercode": 1, "debugview": 1,
     # 2: pure decoding, guest memory, host devices, the backend protocol
     "manifest": 2, "memory": 2, "devices": 2, "backend": 2, "wx": 2,
     # 3: hypercall semantics; the backends (which know nothing of them)
@@ -36,12 +36,17 @@ LAYERS: dict[str, int] = {
     "fuzz": 9, "pytest_plugin": 9, "audit": 10,
 }
 
-# Who may import tender.kvm: the backend selector, the Linux host (its
-# seccomp allow-list names the vCPU ioctls), and the gdb stub's KVM halves
-# (guest debug registers, debug exits) and the run statistics (KVM binary
-# stats, KVM exit names), which are not behind the protocol yet.
-KVM_IMPORTERS = {"host", "linux", "debug.gdbstub", "debug.target", "debug.probe", "stats"}
+# Who may import tender.kvm: the backend selector and the Linux host (its
+# seccomp allow-list names the vCPU ioctls). The debug tools and the run
+# statistics reach KVM only through the backend's DebugView and StatsView.
+KVM_IMPORTERS = {"host", "linux"}
 KVM_NAME = re.compile(r"KVM_|^kvm_|^Kvm")
+# KVM-named identifiers allowed outside those, each with its reason.
+KVM_NAMES_ALLOWED = {
+    # The public type of Stats.kvm (README); its figures are KVM's own
+    # binary statistics. Renaming it would break users' annotations.
+    ("stats", "KvmStats"),
+}
 
 
 def _unit(parts: tuple[str, ...]) -> str:
@@ -121,7 +126,8 @@ def test_no_kvm_names_in_backend_neutral_code() -> None:
         for node in ast.walk(tree):
             name = (node.id if isinstance(node, ast.Name)
                     else node.attr if isinstance(node, ast.Attribute) else None)
-            if name is not None and KVM_NAME.search(name):
+            if name is not None and KVM_NAME.search(name) and (
+                    ".".join(rel), name) not in KVM_NAMES_ALLOWED:
                 wrong.append(f"{'.'.join(rel)}: {name}")
     assert wrong == []
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from tender.debug.dumpcore import Dumpcore
     from tender.debug.gdbstub import GdbStub
     from tender.debug.trace import Tracer
+    from tender.debugview import DebugView
     from tender.hypercalls import Handler
     from tender.hypercalls.halt import Halt
     from tender.memory import GuestMemory
@@ -79,24 +80,26 @@ class DebugSession:
                 part.close()
 
 
-def attach_debug(cfg: VmConfig, vcpu: Any, mem: GuestMemory,
+def attach_debug(cfg: VmConfig, debug_view: Callable[[], DebugView], mem: GuestMemory,
                  diag: Callable[[str], None]) -> DebugSession:
     """Module set-up: every bad argument (dir, port, trace path) fails here,
-    before the guest runs."""
+    before the guest runs. `debug_view` (the backend's) is asked only by gdb
+    and dumpcore; a backend without one refuses there in one line."""
     trace = dumpcore = gdb = None
     try:
+        view = debug_view() if cfg.gdb_port is not None or cfg.dumpcore is not None else None
         if cfg.trace is not None:
             from tender.debug.trace import Tracer
 
             trace = Tracer(cfg.trace)
-        if cfg.gdb_port is not None:
+        if cfg.gdb_port is not None and view is not None:
             from tender.debug.gdbstub import GdbStub
 
-            gdb = GdbStub(cfg.gdb_port, vcpu, mem, cfg.kernel, diag)
-        if cfg.dumpcore is not None:
+            gdb = GdbStub(cfg.gdb_port, view, mem, cfg.kernel, diag)
+        if cfg.dumpcore is not None and view is not None:
             from tender.debug.dumpcore import Dumpcore
 
-            dumpcore = Dumpcore(cfg.dumpcore, vcpu, mem, diag)
+            dumpcore = Dumpcore(cfg.dumpcore, view, mem, diag)
     except TenderError:
         DebugSession(trace, None, gdb).close()
         raise

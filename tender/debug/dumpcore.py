@@ -15,9 +15,9 @@ import signal
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from tender.abi import PAGE_SIZE, SOLO5_EXIT_ABORT
+from tender.debugview import SEG_NAMES, CpuRegs, DebugView, SegRegs
 from tender.errors import DebugError
 from tender.memory import GuestMemory
 
@@ -64,16 +64,16 @@ class CoreRegs:
     signal: int
 
 
-def core_regs(regs: Any, sregs: Any, trap_frame: tuple[int, ...] | None) -> CoreRegs:
-    """KVM_GET_REGS/SREGS at the HALT, with rip/cs/rflags/rsp/ss from the
-    guest's trap frame when it gave one (they say where it faulted)."""
+def core_regs(regs: CpuRegs, segs: SegRegs, trap_frame: tuple[int, ...] | None) -> CoreRegs:
+    """Pure: the vCPU's registers at the HALT, with rip/cs/rflags/rsp/ss from
+    the guest's trap frame when it gave one (they say where it faulted)."""
     v = {n: int(getattr(regs, n)) for n in
          "r15 r14 r13 r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi rip rsp".split()}
-    v["eflags"] = int(regs.rflags)
+    v["eflags"] = regs.rflags
     v["orig_rax"] = (1 << 64) - 1
-    for seg in ("cs", "ss", "ds", "es", "fs", "gs"):
-        v[seg] = int(getattr(sregs, seg).selector)
-    v["fs_base"], v["gs_base"] = int(sregs.fs.base), int(sregs.gs.base)
+    for seg in SEG_NAMES:
+        v[seg] = int(getattr(segs, seg))
+    v["fs_base"], v["gs_base"] = segs.fs_base, segs.gs_base
     sig = int(signal.SIGABRT)
     if trap_frame is not None:
         _cr2, _ec, v["rip"], v["cs"], v["eflags"], v["rsp"], v["ss"] = trap_frame
@@ -115,11 +115,11 @@ def resident_runs(mem: GuestMemory, size: int) -> Iterator[tuple[int, int]]:
 
 
 class Dumpcore:
-    def __init__(self, directory: str, vcpu: Any, mem: GuestMemory,
+    def __init__(self, directory: str, view: DebugView, mem: GuestMemory,
                  diag: Callable[[str], None]) -> None:
         check_dir(directory)
         self.directory = directory
-        self._vcpu = vcpu
+        self._view = view
         self._mem = mem
         self._diag = diag
 
@@ -144,7 +144,7 @@ class Dumpcore:
 
     def _write(self, fd: int, trap_frame: tuple[int, ...] | None) -> tuple[int, int]:
         size = self._mem.size
-        regs = core_regs(self._vcpu.get_regs(), self._vcpu.get_sregs(), trap_frame)
+        regs = core_regs(self._view.regs(), self._view.segments(), trap_frame)
         os.pwrite(fd, headers(size, regs, os.getpid()), 0)
         written = 0
         for start, end in resident_runs(self._mem, size):

@@ -14,14 +14,14 @@ from typing import Any
 
 from tender.debug import rsp
 from tender.debug.conn import LOOPBACK, Connection, Listener
-from tender.debug.probe import probe
 from tender.debug.regs import REGS, RegFile, encode_one, from_bytes, target_xml
 from tender.debug.target import HwKind, Stop, Target
+from tender.debugview import DebugEventKind, DebugView
 from tender.errors import DebugError, TenderError
-from tender.kvm import ioctls as k
+from tender.exits import HostExit
 
-# Sent to the vCPU thread on Ctrl-C; its C handler sets kvm_run.immediate_exit,
-# so KVM_RUN returns EINTR whether the guest is inside it yet or not.
+# Sent to the vCPU thread on Ctrl-C; the debug view makes it end a blocked
+# run at once (DebugView.kick_on).
 KICK_SIGNAL = signal.SIGUSR2
 PACKET_SIZE = 0x1000          # what we accept from gdb (qSupported PacketSize)
 MAX_READ = 0x7F0              # bytes per `m` reply, so it fits PACKET_SIZE as hex
@@ -53,19 +53,18 @@ def _hex_args(text: bytes, n: int, sep: bytes = b",") -> list[int]:
 
 
 class GdbStub:
-    def __init__(self, port: int, vcpu: Any, mem: Any, kernel: str, diag: Any) -> None:
+    def __init__(self, port: int, view: DebugView, mem: Any, kernel: str, diag: Any) -> None:
         self._listener: Listener | None = Listener(port)
         self.port = self._listener.port
-        self.caps = probe(vcpu, mem)
-        self.target = Target(vcpu, mem, self.caps)
-        self._vcpu = vcpu
+        self.caps = view.caps(mem)
+        self.target = Target(view, mem, self.caps)
+        self._view = view
         self._kernel = kernel
         self._diag = diag
         self.conn: Connection | None = None
         self._interrupt = threading.Event()
         self._running = False
         self._vcpu_thread = 0
-        self._run_ptr: Any = None
         self._last = Stop(SIGTRAP)
         self._soft: list[tuple[int, bytes | None]] | None = None   # emulated watches
         self._xml = target_xml()
@@ -73,10 +72,8 @@ class GdbStub:
     # --- life cycle --------------------------------------------------------
     def start(self) -> None:
         """Wait for gdb before the guest's first instruction."""
-        from tender._vcpu import ffi, lib
-
         assert self._listener is not None
-        self._diag(f"gdb: KVM guest debug: {self.caps.describe()}")
+        self._diag(f"gdb: {self.caps.host} guest debug: {self.caps.describe()}")
         self._diag(f"gdb: waiting for a connection on {LOOPBACK}:{self.port}")
         self._diag(f"gdb: connect with: gdb -ex 'target remote {LOOPBACK}:{self.port}' "
                    f"{self._kernel}")
@@ -85,8 +82,7 @@ class GdbStub:
         self._diag(f"gdb: connection from {conn.peer}")
         self.conn = conn
         self._vcpu_thread = threading.get_ident()
-        self._run_ptr = ffi.from_buffer(self._vcpu.run_area)
-        lib.vl_install_kick(self._run_ptr, KICK_SIGNAL)
+        self._view.kick_on(KICK_SIGNAL)
         conn.start(self._on_interrupt)
         self._stopped(Stop(SIGTRAP), report=False)
 
@@ -105,11 +101,7 @@ class GdbStub:
             self._listener.close()
             self._listener = None
         self._close_conn()
-        if self._run_ptr is not None:
-            from tender._vcpu import ffi
-
-            ffi.release(self._run_ptr)
-            self._run_ptr = None
+        self._view.close()
 
     def _close_conn(self) -> None:
         if self.conn is not None:
@@ -124,17 +116,17 @@ class GdbStub:
 
     def on_exit(self, e: Any) -> bool:
         """Exit hook: claim debug exits (and Ctrl-C kicks) while gdb is here."""
-        from tender.kvm.backend import KvmExit
-
         if self.conn is None:
             return False
-        if not isinstance(e, KvmExit):     # Retry: a kick (Ctrl-C) or a signal
+        if not isinstance(e, HostExit):     # Retry: a kick (Ctrl-C) or a signal
             if self._interrupt.is_set():
                 self._stopped(Stop(SIGINT))
             return True
-        r = e.reason
-        if r == k.EXIT_DEBUG:
-            stop = self.target.debug_stop(self._vcpu.run_area)
+        ev = self._view.event(e)
+        if ev is None:
+            return False
+        if ev.kind in (DebugEventKind.BREAKPOINT, DebugEventKind.TRAP):
+            stop = self.target.debug_stop(ev)
             if self._soft is not None and not stop.reason:
                 hit = self._soft_hit(self._soft)
                 if hit is None:
@@ -142,14 +134,13 @@ class GdbStub:
                 stop = hit
             self._stopped(stop)
             return True
-        if r == k.EXIT_INTERNAL_ERROR:
-            bp = self.target.int3_stop(e.suberror)
+        if ev.kind is DebugEventKind.STUCK:
+            bp = self.target.int3_stop()
             if bp is not None:
                 self._stopped(bp)
                 return True
-        if r in (k.EXIT_INTERNAL_ERROR, k.EXIT_FAIL_ENTRY):
-            # Let the user look at the wreck; resuming then fails as usual.
-            self._stopped(Stop(SIGSEGV))
+        # Let the user look at the wreck; resuming then fails as usual.
+        self._stopped(Stop(SIGSEGV))
         return False
 
     def _stopped(self, stop: Stop, *, report: bool = True) -> None:

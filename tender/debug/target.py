@@ -1,5 +1,6 @@
 """The debuggee as the gdb stub sees it: registers, memory, breakpoints and
-KVM_SET_GUEST_DEBUG, over one vCPU and its guest memory.
+the debug registers, over a backend's debug view of one vCPU (its KVM half
+is tender/kvm/debug.py) and its guest memory.
 
 Software breakpoints patch `int3` into guest text. The host mapping of text
 is read-only (so the guest cannot write it), so patching briefly makes the
@@ -8,29 +9,21 @@ is stopped meanwhile, so it never sees a writable text page."""
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
-import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 from tender.abi import PAGE_SIZE
-from tender.debug.probe import DebugCaps
 from tender.debug.regs import FPU_CTRL, GPRS, SEGS, RegFile, abridged_ftag, full_ftag
+from tender.debugview import DebugArm, DebugCaps, DebugEvent, DebugEventKind, DebugView, FpuRegs
 from tender.errors import HostError
-from tender.kvm import ioctls as k
 from tender.memory import GuestMemory
 
 INT3 = 0xCC
 MAX_HW = 4                         # DR0-DR3
 DR6_HIT_MASK = 0xF                 # B0-B3: which debug register fired
 DR6_BS = 1 << 14                   # single step
-EXC_DB = 1
-EXC_BP = 3
-KVM_INTERNAL_ERROR_EMULATION = 1
-# struct kvm_debug_exit_arch inside kvm_run's exit union (offset 32)
-_DEBUG_EXIT = struct.Struct("<IIQQQ")      # exception pad pc dr6 dr7
-_RUN_EXIT_UNION = 32
 
 
 class HwKind(IntEnum):
@@ -65,8 +58,8 @@ class Stop:
 
 
 class Target:
-    def __init__(self, vcpu: Any, mem: GuestMemory, caps: DebugCaps) -> None:
-        self.vcpu = vcpu
+    def __init__(self, view: DebugView, mem: GuestMemory, caps: DebugCaps) -> None:
+        self.view = view
         self.mem = mem
         self.caps = caps
         self.sw: dict[int, int] = {}                 # addr -> original byte
@@ -74,56 +67,45 @@ class Target:
 
     # --- registers ---------------------------------------------------------
     def read_regs(self) -> RegFile:
-        r = self.vcpu.get_regs()
-        s = self.vcpu.get_sregs()
-        f = self.vcpu.get_fpu()
-        vals: list[tuple[str, int | bytes]] = [(n, int(getattr(r, n))) for n in GPRS]
-        vals.append(("rip", int(r.rip)))
-        vals.append(("eflags", int(r.rflags) & 0xFFFFFFFF))
-        vals += [(n, int(getattr(s, n).selector)) for n in SEGS]
-        st = [bytes(f.fpr[i])[:10] for i in range(8)]
+        r = self.view.regs()
+        s = self.view.segments()
+        f = self.view.fpu()
+        vals: list[tuple[str, int | bytes]] = [(n, getattr(r, n)) for n in GPRS]
+        vals.append(("rip", r.rip))
+        vals.append(("eflags", r.rflags & 0xFFFFFFFF))
+        vals += [(n, getattr(s, n)) for n in SEGS]
+        st = list(f.st)
         vals += [(f"st{i}", st[i]) for i in range(8)]
         ctrl = (
-            f.fcw, f.fsw, full_ftag(f.ftwx, f.fsw, st),
-            (f.last_ip >> 32) & 0xFFFF, f.last_ip & 0xFFFFFFFF,
-            (f.last_dp >> 32) & 0xFFFF, f.last_dp & 0xFFFFFFFF, f.last_opcode,
+            f.fcw, f.fsw, full_ftag(f.ftw, f.fsw, st),
+            (f.fip >> 32) & 0xFFFF, f.fip & 0xFFFFFFFF,
+            (f.fdp >> 32) & 0xFFFF, f.fdp & 0xFFFFFFFF, f.fop,
         )
-        vals += list(zip(FPU_CTRL, (int(x) for x in ctrl), strict=True))
-        vals += [(f"xmm{i}", bytes(f.xmm[i])) for i in range(16)]
-        vals.append(("mxcsr", int(f.mxcsr)))
-        vals += [("fs_base", int(s.fs.base)), ("gs_base", int(s.gs.base))]
+        vals += list(zip(FPU_CTRL, ctrl, strict=True))
+        vals += [(f"xmm{i}", f.xmm[i]) for i in range(16)]
+        vals.append(("mxcsr", f.mxcsr))
+        vals += [("fs_base", s.fs_base), ("gs_base", s.gs_base)]
         return RegFile(tuple(vals))
 
     def write_regs(self, rf: RegFile) -> None:
         """Segment selectors are not written: in long mode a selector change
         would need a matching descriptor, and no guest of ours wants one."""
         v = dict(rf.values)
-        r = self.vcpu.get_regs()
-        for n in GPRS:
-            setattr(r, n, _int(v[n]))
-        r.rip = _int(v["rip"])
-        r.rflags = (r.rflags & ~0xFFFFFFFF) | _int(v["eflags"])
-        self.vcpu.set_regs(r)
-        s = self.vcpu.get_sregs()
-        if (s.fs.base, s.gs.base) != (v["fs_base"], v["gs_base"]):
-            s.fs.base, s.gs.base = _int(v["fs_base"]), _int(v["gs_base"])
-            self.vcpu.set_sregs(s)
-        f = self.vcpu.get_fpu()
-        for i in range(8):
-            raw = _bytes(v[f"st{i}"])
-            for j in range(10):
-                f.fpr[i][j] = raw[j]
-        f.fcw, f.fsw = _int(v["fctrl"]) & 0xFFFF, _int(v["fstat"]) & 0xFFFF
-        f.ftwx = abridged_ftag(_int(v["ftag"]))
-        f.last_opcode = _int(v["fop"]) & 0x7FF
-        f.last_ip = (_int(v["fiseg"]) << 32) | _int(v["fioff"])
-        f.last_dp = (_int(v["foseg"]) << 32) | _int(v["fooff"])
-        for i in range(16):
-            raw = _bytes(v[f"xmm{i}"])
-            for j in range(16):
-                f.xmm[i][j] = raw[j]
-        f.mxcsr = _int(v["mxcsr"])
-        self.vcpu.set_fpu(f)
+        r = self.view.regs()
+        gprs = {n: _int(v[n]) for n in GPRS}
+        rflags = (r.rflags & ~0xFFFFFFFF) | _int(v["eflags"])
+        self.view.set_regs(dataclasses.replace(r, **gprs, rip=_int(v["rip"]), rflags=rflags))
+        s = self.view.segments()
+        if (s.fs_base, s.gs_base) != (v["fs_base"], v["gs_base"]):
+            self.view.set_bases(_int(v["fs_base"]), _int(v["gs_base"]))
+        self.view.set_fpu(FpuRegs(
+            st=tuple(_bytes(v[f"st{i}"])[:10] for i in range(8)),
+            fcw=_int(v["fctrl"]) & 0xFFFF, fsw=_int(v["fstat"]) & 0xFFFF,
+            ftw=abridged_ftag(_int(v["ftag"])), fop=_int(v["fop"]) & 0x7FF,
+            fip=(_int(v["fiseg"]) << 32) | _int(v["fioff"]),
+            fdp=(_int(v["foseg"]) << 32) | _int(v["fooff"]),
+            xmm=tuple(_bytes(v[f"xmm{i}"])[:16] for i in range(16)), mxcsr=_int(v["mxcsr"]),
+        ))
 
     # --- memory ------------------------------------------------------------
     def _in_ram(self, addr: int, length: int) -> bool:
@@ -215,26 +197,20 @@ class Target:
             self.remove_sw(addr)
         self.hw = [None] * MAX_HW
 
-    # --- KVM_SET_GUEST_DEBUG ---------------------------------------------------
+    # --- the debug registers ---------------------------------------------------
     def arm(self, step: bool) -> None:
-        """Program the vCPU for the next run. Off entirely when nothing is
-        set, so a detached or idle stub costs nothing."""
-        dbg = k.GuestDebug()
+        """Program the vCPU for the next run (the backend turns debugging off
+        entirely when nothing is set, so a detached or idle stub costs nothing)."""
+        addrs = [0] * MAX_HW
         dr7 = 0
         for i, p in enumerate(self.hw):
             if p is None or p in self.soft_watch:
                 continue
-            dbg.debugreg[i] = p.addr
+            addrs[i] = p.addr
             dr7 |= (1 << (2 * i)) | (_DR7_RW[p.kind] << (16 + 4 * i))
             dr7 |= _DR7_LEN[p.length] << (18 + 4 * i)
-        control = 0
-        if step or self.sw or dr7:
-            control = k.GUESTDBG_ENABLE | k.GUESTDBG_USE_SW_BP
-            control |= k.GUESTDBG_SINGLESTEP if step else 0
-            control |= k.GUESTDBG_USE_HW_BP if dr7 else 0
-        dbg.control = control
-        dbg.debugreg[7] = dr7
-        self.vcpu.set_guest_debug(dbg)
+        a0, a1, a2, a3 = addrs
+        self.view.arm(DebugArm(step, bool(self.sw), (a0, a1, a2, a3), dr7))
 
     def can_hw(self, kind: HwKind) -> bool:
         if kind is HwKind.EXEC:
@@ -245,20 +221,20 @@ class Target:
 
     @property
     def soft_watch(self) -> list[HwPoint]:
-        """Write watchpoints KVM will not fire (kvm_pvm): the stub emulates
+        """Write watchpoints the host will not fire (kvm_pvm): the stub emulates
         them by single-stepping and comparing the watched bytes."""
         if self.caps.watch:
             return []
         return [p for p in self.hw if p is not None and p.kind is HwKind.WRITE]
 
     # --- classifying a stop ------------------------------------------------
-    def debug_stop(self, run_area: Any) -> Stop:
-        """A KVM_EXIT_DEBUG: which of our breakpoints, watchpoints or the
-        single step caused it."""
-        exc, _, _pc, dr6, _dr7 = _DEBUG_EXIT.unpack_from(run_area, _RUN_EXIT_UNION)
-        if exc == EXC_BP:
+    def debug_stop(self, event: DebugEvent) -> Stop:
+        """A BREAKPOINT or TRAP event: which of our breakpoints, watchpoints
+        or the single step caused it."""
+        dr6 = event.dr6
+        if event.kind is DebugEventKind.BREAKPOINT:
             return Stop(5, "swbreak")
-        if exc == EXC_DB and dr6 & DR6_HIT_MASK:
+        if dr6 & DR6_HIT_MASK:
             for i in range(MAX_HW):
                 p = self.hw[i]
                 if dr6 & (1 << i) and p is not None:
@@ -269,14 +245,12 @@ class Target:
                     return Stop(5, reason, p.addr)
         return Stop(5)
 
-    def int3_stop(self, suberror: int) -> Stop | None:
-        """kvm_pvm cannot run a guest int3 (with or without USE_SW_BP): KVM_RUN
-        ends in an emulation-failure internal error with rip at the int3. If
-        that int3 is one of ours, it is a breakpoint hit."""
-        if suberror != KVM_INTERNAL_ERROR_EMULATION or not self.sw:
+    def int3_stop(self) -> Stop | None:
+        """A STUCK event (the host could not run the instruction at rip; kvm_pvm
+        runs no int3): if that is one of our int3s, it is a breakpoint hit."""
+        if not self.sw:
             return None
-        rip = int(self.vcpu.get_regs().rip)
-        return Stop(5, "swbreak") if rip in self.sw else None
+        return Stop(5, "swbreak") if self.view.regs().rip in self.sw else None
 
 
 def _int(v: int | bytes) -> int:

@@ -12,7 +12,7 @@ import mmap
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tender import abi
 from tender.config import CpuidMode
@@ -31,10 +31,14 @@ from tender.kvm import cpuid, msr
 from tender.kvm import ioctls as k
 from tender.kvm import setup as ksetup
 from tender.kvm.memslots import map_ram
+from tender.kvm.statsview import KvmStatsView
 from tender.kvm.system import Kvm
 from tender.kvm.vcpu import VcpuFd
 from tender.kvm.vmfd import VmFd
 from tender.layout import CpuPlan
+
+if TYPE_CHECKING:
+    from tender.kvm.debug import KvmDebugView
 
 # Imported up front, with the rest of the run path (setup imports it lazily):
 # out of fds, an import fails here, as a HostError, not mid-run.
@@ -178,14 +182,19 @@ class KvmBackend:
     def debug_target(self) -> VcpuFd:
         return self._need_vcpu()
 
+    def debug_view(self) -> KvmDebugView:
+        from tender.kvm.debug import KvmDebugView
+
+        return KvmDebugView(self._need_vcpu())
+
     @property
     def run_area(self) -> mmap.mmap:
         return self._need_vcpu().run_area
 
-    def stats_fds(self) -> tuple[int, int]:
-        """KVM_GET_STATS_FD is asked of these (tender/kvm/binstats.py)."""
-        return (self._vm.fd if self._vm is not None else -1,
-                self._vcpu.fd if self._vcpu is not None else -1)
+    def stats_view(self) -> KvmStatsView:
+        """KVM_GET_STATS_FD of the VM and vCPU fds (tender/kvm/binstats.py)."""
+        return KvmStatsView.open(self._vm.fd if self._vm is not None else -1,
+                                 self._vcpu.fd if self._vcpu is not None else -1)
 
     def ring_kick(self) -> Callable[[int], None] | None:
         vm = self._vm

@@ -18,33 +18,18 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 from tender.abi import PAGE_SIZE
+from tender.debugview import DebugArm, DebugCaps
 from tender.errors import TenderError
 from tender.kvm import ioctls as k
+from tender.kvm.debug import DEBUG_EXIT, RUN_EXIT_UNION, guest_debug
+from tender.kvm.vcpu import VcpuFd
 from tender.memory import GuestMemory
 
 CODE = bytes((0x90, 0x48, 0x89, 0x03, 0xCC, 0xE6, 0xFF))
-_DEBUG_EXIT = struct.Struct("<IIQQQ")
-
-
-@dataclass(frozen=True)
-class DebugCaps:
-    single_step: bool
-    hw_break: bool
-    watch: bool
-    int3: str        # "debug-exit", "emulation-failure" or "none"
-
-    def describe(self) -> str:
-        def yn(b: bool) -> str:
-            return "yes" if b else "no"
-
-        return (f"single-step {yn(self.single_step)}, hw breakpoints {yn(self.hw_break)}, "
-                f"watchpoints {yn(self.watch)}, int3 breakpoints {self.int3}")
-
-
-UNKNOWN = DebugCaps(False, False, False, "none")
+HOST = "KVM"
+UNKNOWN = DebugCaps(HOST, False, False, False, "none")
 
 
 @dataclass(frozen=True)
@@ -57,7 +42,7 @@ class _Result:
 
 
 class _Runner:
-    def __init__(self, vcpu: Any, mem: GuestMemory, scratch: int) -> None:
+    def __init__(self, vcpu: VcpuFd, mem: GuestMemory, scratch: int) -> None:
         from tender._vcpu import ffi
 
         self.vcpu, self.mem, self.s = vcpu, mem, scratch
@@ -82,7 +67,7 @@ class _Runner:
             dbg.debugreg[i] = val
         self.vcpu.set_guest_debug(dbg)
         lib.vl_run(self.v, self.e)
-        exc, _, _, dr6, _ = _DEBUG_EXIT.unpack_from(self.vcpu.run_area, 32)
+        exc, _, _, dr6, _ = DEBUG_EXIT.unpack_from(self.vcpu.run_area, RUN_EXIT_UNION)
         return _Result(int(self.e.kvm_reason) if self.e.reason == lib.VL_EXIT else -1,
                        int(self.vcpu.get_regs().rip), exc, dr6, int(self.e.suberror))
 
@@ -122,7 +107,7 @@ def _scratch_page(mem: GuestMemory) -> int | None:
     return None
 
 
-def probe(vcpu: Any, mem: GuestMemory) -> DebugCaps:
+def probe(vcpu: VcpuFd, mem: GuestMemory) -> DebugCaps:
     """Run the experiments; any failure means "not available", never an error."""
     s = _scratch_page(mem)
     if s is None:
@@ -153,13 +138,13 @@ def probe(vcpu: Any, mem: GuestMemory) -> DebugCaps:
             int3 = "emulation-failure"
         else:
             int3 = "none"
-        return DebugCaps(step, hw, watch, int3)
+        return DebugCaps(HOST, step, hw, watch, int3)
     except TenderError:
         return UNKNOWN
     finally:
         if runner is not None:
             runner.close()
-        vcpu.set_guest_debug(k.GuestDebug())
+        vcpu.set_guest_debug(guest_debug(DebugArm()))
         vcpu.set_sregs(saved_sregs)
         vcpu.set_regs(saved_regs)
         mem.view[low : s + PAGE_SIZE] = saved_mem
