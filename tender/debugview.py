@@ -129,7 +129,11 @@ class DebugEvent:
 
 class DebugView(Protocol):
     """One vCPU, stopped whenever these are called (the vCPU thread calls
-    them between runs)."""
+    them between runs). A view with `no_gdb` set offers only regs() and
+    segments() (what dumpcore reads); the rest raise DebugError."""
+
+    # Why the gdb stub cannot drive this host (one line), or None.
+    no_gdb: str | None
 
     def regs(self) -> CpuRegs: ...
     def set_regs(self, regs: CpuRegs) -> None: ...

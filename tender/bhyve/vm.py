@@ -9,6 +9,7 @@ import mmap
 from tender.backend import Exit, Interrupted, KickMode, Retry
 from tender.bhyve import boot, exits, ioc, lifecycle
 from tender.bhyve import structs as s
+from tender.bhyve.debug import BhyveDebugView, BhyveStatsView
 from tender.bhyve.host import Host
 from tender.layout import CpuPlan
 
@@ -75,6 +76,13 @@ class BhyveBackend:
         else:
             record = bytes(self._run_arg[8:])
         return exits.decode(record, self.handled)
+
+    def debug_view(self) -> BhyveDebugView:
+        """Registers for dumpcore; gdb is refused (tender/bhyve/debug.py)."""
+        return BhyveDebugView(self._host, self._fd())
+
+    def stats_view(self) -> BhyveStatsView:
+        return BhyveStatsView()
 
     def interrupted(self) -> Interrupted:
         return Interrupted()

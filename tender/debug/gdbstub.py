@@ -54,6 +54,8 @@ def _hex_args(text: bytes, n: int, sep: bytes = b",") -> list[int]:
 
 class GdbStub:
     def __init__(self, port: int, view: DebugView, mem: Any, kernel: str, diag: Any) -> None:
+        if view.no_gdb is not None:
+            raise DebugError(view.no_gdb)
         self._listener: Listener | None = Listener(port)
         self.port = self._listener.port
         self.caps = view.caps(mem)

@@ -58,6 +58,8 @@ def decode_debug_exit(run_area: Any) -> DebugEvent:
 
 
 class KvmDebugView:
+    no_gdb: str | None = None
+
     def __init__(self, vcpu: VcpuFd) -> None:
         self._vcpu = vcpu
         self._run_ptr: Any = None
