@@ -92,7 +92,7 @@ def target_xml() -> bytes:
     return "".join(parts).encode()
 
 
-# --- x87 tag word: KVM keeps the FXSAVE "abridged" form (1 bit per register);
+# --- x87 tag word: FpuRegs keeps the FXSAVE "abridged" form (1 bit per register);
 # gdb wants the full 2-bit form, derived from each register's contents.
 def full_ftag(abridged: int, fsw: int, st: list[bytes]) -> int:
     top = (fsw >> 11) & 7
