@@ -6,11 +6,12 @@ import ctypes
 import errno
 import mmap
 
-from tender.backend import Exit, Interrupted, KickMode, Retry
+from tender.backend import Exit, Interrupted, KickMode, Retry, StatsView
 from tender.bhyve import boot, exits, ioc, lifecycle
 from tender.bhyve import structs as s
 from tender.bhyve.debug import BhyveDebugView, BhyveStatsView
 from tender.bhyve.host import Host
+from tender.debugview import DebugView
 from tender.layout import CpuPlan
 
 
@@ -77,11 +78,12 @@ class BhyveBackend:
             record = bytes(self._run_arg[8:])
         return exits.decode(record, self.handled)
 
-    def debug_view(self) -> BhyveDebugView:
+    # Typed as the protocols, so mypy holds the bhyve views to them.
+    def debug_view(self) -> DebugView:
         """Registers for dumpcore; gdb is refused (tender/bhyve/debug.py)."""
         return BhyveDebugView(self._host, self._fd())
 
-    def stats_view(self) -> BhyveStatsView:
+    def stats_view(self) -> StatsView:
         return BhyveStatsView()
 
     def interrupted(self) -> Interrupted:
