@@ -53,6 +53,7 @@ struct vl_ring {
     struct vl_vcpu v;           /* private copy: bounds, read-only ranges, devices */
     volatile struct hvt_ring *r;
     int efd;
+    int wake_fd;                /* written at stop: efd, or a kick pipe's write end */
     pthread_t thread;
     int stop;                   /* atomic */
     int ready;                  /* 0 starting, 1 running; under lock */
@@ -314,6 +315,7 @@ struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int ef
     q->r = (volatile struct hvt_ring *)(v->mem + ring_gpa);
     memset((void *)q->r, 0, sizeof(struct hvt_ring));
     q->efd = efd;
+    q->wake_fd = efd;
     q->vcpu_thread = pthread_self();
     q->kick_signal = kick_signal;
     if (efd < 0) {
@@ -343,6 +345,13 @@ struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int ef
     return q;
 }
 
+/* A kick pipe (no ioeventfd, BHYVE_SPEC 8.4): the thread reads its read end
+ * (efd, >= 1 byte per wake-up), so the stop must write to the other end. */
+void vl_ring_set_wake(struct vl_ring *q, int fd)
+{
+    q->wake_fd = fd;
+}
+
 int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats, char *msg, size_t msglen)
 {
     uint64_t one = 1;
@@ -358,7 +367,7 @@ int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats, char *msg, size
         goto done;
     }
     __atomic_store_n(&q->stop, 1, __ATOMIC_RELEASE);
-    if (write(q->efd, &one, sizeof one) < 0) {
+    if (write(q->wake_fd, &one, sizeof one) < 0) {
         /* the counter cannot overflow here; nothing to do */
     }
     pthread_join(q->thread, NULL);

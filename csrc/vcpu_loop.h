@@ -87,6 +87,8 @@ struct vl_ring_stats {
 struct vl_ring *vl_ring_start(const struct vl_vcpu *v, uint64_t ring_gpa, int efd,
                               int kick_signal, char *err, size_t errlen);
 int vl_ring_failed(struct vl_ring *q, char *msg, size_t msglen);
+/* EFD the read end of a kick pipe: vl_ring_stop wakes the thread through FD. */
+void vl_ring_set_wake(struct vl_ring *q, int fd);
 int vl_ring_stop(struct vl_ring *q, struct vl_ring_stats *stats, char *msg, size_t msglen);
 /* EFD < 0 at vl_ring_start: inline mode, no thread; vl_run serves each kick
  * (a 4-byte OUT to port 0x600) with vl_ring_kick. */

@@ -16,17 +16,20 @@ if TYPE_CHECKING:
 
 
 def open_backend(cfg: VmConfig, warn: Callable[[str], None],
-                 platform: str = sys.platform) -> RunBackend:
-    """A new, unopened backend for this host, set up for `cfg`'s hardening
-    options (warnings where the host lacks one go to `warn`)."""
+                 platform: str | None = None) -> RunBackend:
+    """A new, unopened backend for this host (`platform`: sys.platform's
+    value, read at call time), set up for `cfg`'s hardening options
+    (warnings where the host lacks one go to `warn`)."""
+    platform = platform or sys.platform
     if platform.startswith("linux"):
         from tender.kvm.backend import KvmBackend
 
         return KvmBackend(cpuid=cfg.cpuid, msr_filter=cfg.msr_filter,
                           read_only_below=wx.LOW_MEMORY[1] if cfg.wx else 0, warn=warn)
-    from tender.backend import host_kind, no_hypervisor
+    if platform.startswith("freebsd"):
+        from tender.bhyve.vm import open_bhyve
 
-    kind = host_kind(platform)
-    # tender/bhyve/ decodes and boots (tests/test_bhyve.py) but has no
-    # native loop for the run assembly yet.
-    raise HostError(no_hypervisor() or f"the {kind.name} backend cannot run guests yet")
+        return open_bhyve()
+    from tender.backend import no_hypervisor
+
+    raise HostError(no_hypervisor() or f"no backend for this host ({platform})")

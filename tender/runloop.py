@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tender import abi
 from tender.errors import ConsoleError, DeviceError, GuestFault, Stopped, TenderError
-from tender.exits import HandlerFailed, HostExit, Hypercall, Interrupted, Retry
+from tender.exits import HandlerFailed, HostExit, Hypercall, Interrupted, Kick, Retry
 from tender.hypercalls import Handler
 from tender.hypercalls.halt import Halt
 from tender.memory import GuestMemory
@@ -32,6 +32,9 @@ class LoopHooks:
     # After the halt hooks: a fault line when the HALT was really a fault
     # the guest's handler reported (a W^X #PF), else None.
     fault_of: Callable[[Halt], str | None] = lambda _h: None
+    # A ring kick the host reported as an exit (bhyve): wake the ring's I/O
+    # side. Without a ring there is nothing to wake (solo5-hvt resumes too).
+    kick: Callable[[], None] = lambda: None
 
 
 def handler_error(message: str) -> TenderError:
@@ -83,6 +86,8 @@ def run_until_halt(backend: RunBackend, vm: RunningVm, table: dict[int, Handler]
             for xhook in hooks.exit_hooks:
                 xhook(vm, ex)
             continue    # Python signal handlers run here; they raise to stop
+        elif isinstance(ex, Kick):
+            hooks.kick()
         elif isinstance(ex, HandlerFailed):
             raise handler_error(ex.message)
         elif isinstance(ex, HostExit) and (

@@ -2,8 +2,8 @@
 
 The policy belongs to the host: seccomp on Linux (tender/linux/sandbox.py,
 whose allowlist is re-exported here for the syscall audit), Capsicum on
-FreeBSD (not wired yet). Chosen by platform, so the other host's module is
-never imported."""
+FreeBSD (not wired yet: enter() says so and the run goes on). Chosen by
+platform, so the other host's module is never imported."""
 
 from __future__ import annotations
 
@@ -27,9 +27,19 @@ __all__ = ["ALLOWED", "ALLOWED_IOCTLS", "FIONBIO", "IOCTL", "KEPT_UNUSED", "METR
            "enter"]
 
 
-def enter(*, metrics: bool = False, platform: str = sys.platform) -> None:
-    """`metrics`: also what the /metrics thread needs."""
+# A stock FreeBSD solo5-hvt drops no privileges either (BHYVE_SPEC 9: its
+# Capsicum code is never compiled in); run, but say so.
+NO_CAPSICUM = ("no sandbox on FreeBSD yet: Capsicum is not wired, the guest runs "
+               "without one (as a stock solo5-hvt)")
+
+
+def enter(*, metrics: bool = False, platform: str | None = None) -> str | None:
+    """`metrics`: also what the /metrics thread needs. Returns a warning
+    line when this host has no sandbox the tender can enter."""
+    platform = platform or sys.platform
     if platform.startswith("linux"):
         _enter_linux(metrics=metrics)
-        return
+        return None
+    if platform.startswith("freebsd"):
+        return NO_CAPSICUM
     raise HostError(f"no sandbox for this host ({platform})")

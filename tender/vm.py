@@ -25,6 +25,7 @@ from tender.errors import (
     TenderError,
     UsageError,
 )
+from tender.exits import KickMode
 from tender.hypercalls import Context, Handler
 from tender.hypercalls.halt import Halt
 from tender.memory import GuestMemory
@@ -374,7 +375,8 @@ class Tender:
         if self._sandbox and not self._icpt.intercepted:
             from tender import sandbox
 
-            sandbox.enter(metrics=cfg.metrics_port is not None)
+            if (missing_sandbox := sandbox.enter(metrics=cfg.metrics_port is not None)):
+                self._diag(missing_sandbox)
         return loop(running, table)
 
     def _start_stats(self, mem_size: int, blocks: dict[int, BlockDevice],
@@ -415,8 +417,11 @@ class Tender:
 
         view = native_view(mem, manifest, ctx, self._keep)
         view.stats = self._live.c if self._live is not None else ffi.NULL
-        ring = NetRing.start(backend.ring_kick(), view, mem_size.ring_base, backend.run_area,
-                             STOP_SIGNAL, self._diag)
+        if backend.kick_mode is KickMode.EXIT:     # no ioeventfd: the loop kicks
+            ring = NetRing.start_piped(view, mem_size.ring_base, STOP_SIGNAL, self._diag)
+        else:
+            ring = NetRing.start(backend.ring_kick(), view, mem_size.ring_base,
+                                 backend.run_area, STOP_SIGNAL, self._diag)
         if ring is not None:
             self._ring = ring
             self._closers.append(ring.stop)
@@ -444,8 +449,9 @@ class Tender:
             return None if protected is None else wx.classify_abort(
                 h.status, h.trap_frame, protected)
 
+        kick = self._ring.kick if self._ring is not None else (lambda: None)
         hooks = LoopHooks(self._stop, self._icpt.halt, self._run_halt_hooks,
-                          self._run_exit_hooks, fault_of)
+                          self._run_exit_hooks, fault_of, kick)
         try:
             return run_until_halt(backend, vm, table, hooks, v, live.hypercalls)
         finally:

@@ -1,18 +1,43 @@
-"""The bhyve Backend (tender.backend.Backend) over a Host."""
+"""The bhyve backend (tender.backend.RunBackend) over a Host.
+
+There is no C run loop here (csrc/vcpu_loop.c is KVM's): run() issues
+VM_RUN from Python and decodes each exit. With native handlers the
+hypercalls that have a C twin are still served in C, by calling the
+backend-neutral twins (csrc/hypercalls.c, vl_serve) between exits, so
+native and python mode mean on bhyve what they mean on KVM. Untested on
+real FreeBSD (tests/test_bhyve_run.py replays exits from a fake host)."""
 
 from __future__ import annotations
 
 import ctypes
 import errno
 import mmap
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from tender.backend import Exit, Interrupted, KickMode, Retry, StatsView
+from tender import abi
 from tender.bhyve import boot, exits, ioc, lifecycle
 from tender.bhyve import structs as s
 from tender.bhyve.debug import BhyveDebugView, BhyveStatsView
-from tender.bhyve.host import Host
+from tender.bhyve.host import FreeBsdHost, Host
 from tender.debugview import DebugView
+from tender.errors import GuestFault, TenderError
+from tender.exits import (
+    Exit,
+    Fatal,
+    GuestWrite,
+    HandlerFailed,
+    Hypercall,
+    Interrupted,
+    KickMode,
+    Retry,
+)
 from tender.layout import CpuPlan
+
+if TYPE_CHECKING:
+    from tender.backend import StatsView
+
+ALL_HYPERCALLS = frozenset(range(1, abi.HYPERCALL_MAX + 1))
 
 
 class BhyveBackend:
@@ -31,7 +56,11 @@ class BhyveBackend:
         # Kept alive for the whole loop: the kernel copies the exit out to it.
         self._exit_buf = ctypes.create_string_buffer(s.VM_EXIT_BUFFER)
         self._run_arg = bytearray()
-        self.handled: frozenset[int] = frozenset()
+        # Numbers the core has a handler for; the core checks its own table
+        # too, with the same message.
+        self.handled: frozenset[int] = ALL_HYPERCALLS
+        self._view: Any = None      # struct vl_vcpu * while entered
+        self._vl_exit: Any = None
 
     @property
     def abi(self) -> ioc.Abi:
@@ -42,6 +71,7 @@ class BhyveBackend:
             raise lifecycle.BhyveError("VM is not open")
         return self._vm.fd
 
+    # --- Backend ------------------------------------------------------------
     def open(self, alloc: int) -> mmap.mmap:
         self._vm = lifecycle.create(self._host, lifecycle.vm_name(self._host.getpid()))
         try:
@@ -66,17 +96,66 @@ class BhyveBackend:
             self._run_arg = bytearray(s.struct_bytes(s.VmRun13(cpuid=0)))
 
     def run(self) -> Exit:
+        """The next exit the core must see: native twins (when entered with
+        a native mask) are served here and never reach it."""
+        while True:
+            ex = self._run_once()
+            if not isinstance(ex, Hypercall) or not self._native(ex.nr):
+                return ex
+            if (stop := self._serve(ex)) is not None:
+                return stop
+
+    def _run_once(self) -> Exit:
+        view = self._view
+        if view is not None and (failed := _ring_failure(view)) is not None:
+            return HandlerFailed(failed)    # the ring's I/O side stopped: end the run
         try:
             self._host.ioctl(self._fd(), self._abi.vm_run, self._run_arg)
         except OSError as exc:
             if exc.errno == errno.EINTR:
                 return Retry()
             raise lifecycle.BhyveError(f"VM_RUN: {exc.strerror}") from None
+        if view is not None:
+            view.exits += 1
         if self._abi.vm_run == ioc.VM_RUN_14:
             record = self._exit_buf.raw
         else:
             record = bytes(self._run_arg[8:])
         return exits.decode(record, self.handled)
+
+    def _native(self, nr: int) -> bool:
+        return self._view is not None and bool(self._view.native_mask >> nr & 1)
+
+    def _serve(self, hc: Hypercall) -> Exit | None:
+        """One hypercall through its C twin, as vl_run would: None to run on."""
+        from tender._vcpu import ffi, lib
+
+        view, e = self._view, self._vl_exit
+        view.counts[hc.nr] += 1
+        if view.stats != ffi.NULL:
+            view.stats.vcpu.hypercalls[hc.nr] += 1
+        if lib.vl_serve(view, hc.nr, hc.gpa, e) == 0:
+            return None
+        if e.reason == lib.VL_FATAL:
+            return HandlerFailed(ffi.string(e.msg).decode(errors="replace"))
+        return Retry()      # VL_EINTR: a blocking twin (POLL) was interrupted
+
+    def interrupted(self) -> Interrupted:
+        return Interrupted()
+
+    def close(self) -> None:
+        self.leave()
+        if self._mem is not None:
+            self._mem.close()
+            self._mem = None
+        if self._vm is not None:
+            self._vm.close()
+
+    # --- RunBackend ---------------------------------------------------------
+    @property
+    def debug_target(self) -> None:
+        """No vCPU object: the debug modules use debug_view()."""
+        return None
 
     # Typed as the protocols, so mypy holds the bhyve views to them.
     def debug_view(self) -> DebugView:
@@ -86,12 +165,64 @@ class BhyveBackend:
     def stats_view(self) -> StatsView:
         return BhyveStatsView()
 
-    def interrupted(self) -> Interrupted:
-        return Interrupted()
+    @property
+    def run_area(self) -> None:
+        """vmm has no shared run page: a ring failure is noticed by run()."""
+        return None
 
-    def close(self) -> None:
-        if self._mem is not None:
-            self._mem.close()
-            self._mem = None
-        if self._vm is not None:
-            self._vm.close()
+    def ring_kick(self) -> None:
+        """No ioeventfd (kick_mode EXIT): the ring uses a pipe instead."""
+        return None
+
+    def guest_readonly(self, gpa: int, length: int) -> bool:
+        return False    # the host mprotects; the guest's view is unchanged (W^X off)
+
+    def enter(self, view: Any, signals: tuple[int, ...], observed: bool = False) -> None:
+        """Each of `signals` must interrupt VM_RUN (BOGUS or EINTR), never
+        end the process: the C kick handler, with no run page to flag,
+        only chains to the handler installed before it."""
+        from tender._vcpu import ffi, lib
+
+        self._view = view
+        self._vl_exit = ffi.new("struct vl_exit *")
+        for sig in signals:
+            lib.vl_install_kick(ffi.NULL, sig)
+
+    def leave(self) -> None:
+        if self._view is None:
+            return
+        from tender._vcpu import lib
+
+        lib.vl_clear_kick()
+        self._view = self._vl_exit = None
+
+    def exit_error(self, exit: Exit) -> TenderError:
+        if isinstance(exit, Fatal):
+            head, *rest = exit.lines
+            if head.startswith("Invalid guest"):
+                return GuestFault(head)
+            # The VMX dump (BHYVE_SPEC 7.2) as one line: "name=value, ...".
+            fields = ", ".join("=".join(line.split()) for line in rest)
+            return lifecycle.BhyveError(f"{head} {fields}" if fields else head)
+        if isinstance(exit, GuestWrite):
+            return GuestFault("host/guest translation fault")
+        return lifecycle.BhyveError(f"unexpected exit {exit!r}")
+
+
+def _ring_failure(view: Any) -> str | None:
+    from tender._vcpu import ffi, lib
+
+    if view.ring == ffi.NULL:
+        return None
+    msg = ffi.new("char[]", 256)
+    if not lib.vl_ring_failed(view.ring, msg, 256):
+        return None
+    return str(ffi.string(msg).decode(errors="replace"))
+
+
+def open_bhyve(host: Host | None = None) -> BhyveBackend:
+    """The backend for a FreeBSD run (tender/host.py); `host`: the real
+    calls unless a test's. None of KVM's optional hardening applies, so
+    there is nothing to warn about (W^X for the guest cannot be had, README);
+    --gdb is refused by the debug view."""
+    return BhyveBackend(host if host is not None else FreeBsdHost())

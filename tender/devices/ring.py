@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tender.devices.kickpipe import PipeKick, open_kick
 from tender.errors import DeviceError, GuestFault
 
 RING_MODES = ("thread", "inline")
@@ -50,11 +51,13 @@ class RingStats:
 class NetRing:
     """A running I/O thread. `stop()` is idempotent (halt hook + teardown)."""
 
-    def __init__(self, handle: Any, efd: int, run_buf: Any) -> None:
-        # efd -1: inline mode (no thread; vl_run serves the kicks)
+    def __init__(self, handle: Any, efd: int, run_buf: Any,
+                 pipe: PipeKick | None = None) -> None:
+        # efd -1: inline mode (no thread; the run loop serves the kicks)
         self._handle = handle
         self._efd = efd
-        self._run_buf = run_buf     # the vCPU run area the thread may kick
+        self._run_buf = run_buf     # the vCPU run area the thread may kick, or NULL
+        self._pipe = pipe           # kick-by-exit hosts: the thread reads its read end
         self.stats: RingStats | None = None
 
     @classmethod
@@ -93,16 +96,55 @@ class NetRing:
         return cls._start(view, ring_gpa, efd, run_area, kick_signal, warn)
 
     @classmethod
+    def start_piped(cls, view: Any, ring_gpa: int, kick_signal: int,
+                    warn: Callable[[str], None]) -> NetRing | None:
+        """For a host whose guest kicks are real exits (bhyve, BHYVE_SPEC
+        8.4): the run loop calls kick() on each. Thread mode: kick() writes
+        one byte to a pipe whose read end the I/O thread blocks on. Inline
+        mode: kick() serves the ring on the calling (vCPU) thread."""
+        if ring_mode() == "inline":
+            return cls._start(view, ring_gpa, -1, None, kick_signal, warn)
+        pipe = open_kick()
+        if pipe is None:
+            warn("pipe() failed, falling back to hypercalls")
+            return None
+        ring = cls._start(view, ring_gpa, pipe.read_fd, None, kick_signal, warn)
+        if ring is None:
+            pipe.read_fd = -1   # _start closed it
+            pipe.close()
+            return None
+        from tender._vcpu import lib
+
+        lib.vl_ring_set_wake(ring._handle, pipe.write_fd)
+        ring._efd = -1          # the pipe's, closed with it
+        ring._pipe = pipe
+        return ring
+
+    def kick(self) -> None:
+        """The guest kicked port 0x600 and the host reported it as an exit.
+        A failure of the inline serve is the run's: the next run() reports it."""
+        if self._handle is None:
+            return
+        if self._pipe is not None:
+            self._pipe.kick()
+            return
+        from tender._vcpu import lib
+
+        lib.vl_ring_kick(self._handle)
+
+    @classmethod
     def _start(cls, view: Any, ring_gpa: int, efd: int, run_area: Any, kick_signal: int,
                warn: Callable[[str], None]) -> NetRing | None:
+        """`run_area` None: the host has no shared run page to flag."""
         from tender._vcpu import ffi, lib
 
         err = ffi.new("char[]", 256)
-        run_buf = ffi.from_buffer(run_area)
+        run_buf = ffi.NULL if run_area is None else ffi.from_buffer(run_area)
         view.run = run_buf
         handle = lib.vl_ring_start(view, ring_gpa, efd, kick_signal, err, 256)
         if handle == ffi.NULL:
-            ffi.release(run_buf)
+            if run_buf != ffi.NULL:
+                ffi.release(run_buf)
             # The ioeventfd stays registered with the eventfd; nobody reads
             # it, which is harmless: the guest will never kick (no feature).
             warn(f"could not start the net I/O thread: "
@@ -135,7 +177,11 @@ class NetRing:
         if self._efd >= 0:
             os.close(self._efd)
         self._efd = -1
-        ffi.release(self._run_buf)
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
+        if self._run_buf != ffi.NULL:
+            ffi.release(self._run_buf)
         if failed:
             text = ffi.string(msg).decode(errors="replace")
             raise (GuestFault if text.startswith("Invalid guest") else DeviceError)(text)

@@ -1,0 +1,402 @@
+"""Whole runs on the bhyve backend: SIMULATED, UNTESTED ON REAL FREEBSD.
+
+FreeBSD cannot run here. Each test runs a real guest ELF from guests/build
+through the real run assembly (Tender(cfg).run(), or the CLI entry in a
+child process) with `sys.platform` set to FreeBSD's and the FreeBSD calls
+answered by tests/bhyve_fake.py: it answers the vmm ioctls as BHYVE_SPEC.md
+says the kernel does, records each one, and replays a scripted exit
+sequence in place of a vCPU (PUTS from the guest's real string GPA, ring
+kicks, fatal exits, a failing host). What this shows: the core drives
+BhyveBackend.run() to the same output, messages and exit codes as on KVM,
+the VM is set up, run and destroyed in the spec's order on every exit
+path, and a kick becomes one byte written to the ring's pipe. What it
+cannot show: that a FreeBSD kernel accepts any of it (README, "FreeBSD /
+bhyve backend")."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from bhyve_fake import (
+    FakeVmm,
+    Step,
+    bogus,
+    fake_host,
+    halt,
+    hello,
+    puts,
+    raw,
+    ring_write,
+)
+from conftest import ROOT, guest
+from test_bhyve import exit_record, inout_record
+
+import tender.bhyve.vm as bhyve_vm
+from tender import abi, sandbox
+from tender.cli import exit_code_for
+from tender.config import HandlerMode, NetSpec, VmConfig
+from tender.devices import kickpipe
+from tender.devices.pipe import FramePipe
+from tender.errors import GuestFault, HostError, TenderError
+from tender.host import open_backend
+from tender.session import Outcome
+from tender.vm import Tender
+
+LIFECYCLES = ("main", "15.0", "14")
+MEM = 64 << 20
+
+# BHYVE_SPEC 6 steps 12-20: 26 ioctls, by name.
+BOOT = (["VM_SET_REGISTER"] * 4
+        + ["VM_SET_SEGMENT_DESCRIPTOR", "VM_SET_REGISTER"] * 6
+        + ["VM_SET_SEGMENT_DESCRIPTOR"]                       # GDTR: no selector
+        + ["VM_SET_SEGMENT_DESCRIPTOR", "VM_SET_REGISTER"] * 2  # TR, LDTR
+        + ["VM_SET_REGISTER"] * 4 + ["VM_ACTIVATE_CPU"])
+CREATE = {
+    "main": ["open /dev/vmmctl", "VMMCTL_VM_CREATE"],
+    "15.0": ["open /dev/vmmctl", "VMMCTL_VM_CREATE", "VMMCTL_VM_CREATE"],   # EINVAL, flags 0
+    "14": ["open /dev/vmmctl", "sysctl hw.vmm.create"],                    # ENOENT: sysctls
+}
+# Close the VM fd first, then destroy (BHYVE_SPEC 2.5 step 4).
+DESTROY = {
+    "main": ["close vm", "close vmmctl"],         # closing vmmctl destroys it
+    "15.0": ["close vm", "VMMCTL_VM_DESTROY", "close vmmctl"],
+    "14": ["close vm", "sysctl hw.vmm.destroy"],
+}
+
+
+def expected(lifecycle: str, runs: int, alloc_steps: Sequence[str] = ()) -> list[str]:
+    return [*CREATE[lifecycle], "open /dev/vmm/solo5-4242", "VM_SET_CAPABILITY",
+            "VM_ALLOC_MEMSEG", "VM_MMAP_MEMSEG", "mmap", *alloc_steps, *BOOT,
+            *["VM_RUN"] * runs, *DESTROY[lifecycle]]
+
+
+@pytest.fixture
+def freebsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakeVmm]]:
+    """This process looks like FreeBSD to tender.host and tender.sandbox;
+    the backend's host calls go to the fake the test appends."""
+    hosts: list[FakeVmm] = []
+    monkeypatch.setattr(sys, "platform", "freebsd14")
+    monkeypatch.setattr(bhyve_vm, "FreeBsdHost", lambda: hosts[-1])
+    yield hosts
+
+
+def run_on(hosts: list[FakeVmm], host: FakeVmm, cfg: VmConfig,
+           **kw: object) -> tuple[Outcome | BaseException, bytes]:
+    """Tender(cfg).run() over `host`: the outcome (or what it raised) and
+    what the guest wrote to its console."""
+    hosts.append(host)
+    r, w = os.pipe()
+    try:
+        try:
+            got: Outcome | BaseException = Tender(cfg, console_fd=w, **kw).run()  # type: ignore[arg-type]
+        except BaseException as exc:    # the test looks at it
+            got = exc
+    finally:
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            console = f.read()
+    return got, console
+
+
+def hello_cfg(handlers: HandlerMode = HandlerMode.PYTHON) -> VmConfig:
+    return VmConfig(kernel=guest("hello"), args=(b"Hello_Solo5",), mem=MEM, handlers=handlers)
+
+
+def registers(host: FakeVmm) -> dict[int, int]:
+    """regnum -> value of every VM_SET_REGISTER, in order (last one wins)."""
+    out: dict[int, int] = {}
+    for request, arg in host.ioctls():
+        if request == 0x80107614:
+            _cpu, reg, value = struct.unpack("<iiQ", arg)
+            out[reg] = value
+    return out
+
+
+# --- selection ---------------------------------------------------------------
+
+def test_host_selects_bhyve_on_freebsd_and_refuses_what_vmm_cannot_do(
+        freebsd: list[FakeVmm]) -> None:
+    freebsd.append(fake_host())
+    cfg = hello_cfg()
+    warned: list[str] = []
+    backend = open_backend(cfg, warned.append)      # sys.platform is freebsd14 here
+    assert type(backend).__name__ == "BhyveBackend" and backend.kick_mode.value == "exit"
+    assert type(open_backend(cfg, warned.append, "linux")).__name__ == "KvmBackend"
+    with pytest.raises(HostError, match=r"^no backend for this host \(openbsd7\)$"):
+        open_backend(cfg, warned.append, "openbsd7")
+    with pytest.raises(TenderError,
+                       match=r"^GDB support not implemented on this backend/architecture$"):
+        open_backend(VmConfig(kernel=cfg.kernel, gdb_port=1234), warned.append)
+    with pytest.raises(TenderError, match=r"^dumpcore is not implemented on the bhyve"):
+        open_backend(VmConfig(kernel=cfg.kernel, dumpcore="/tmp"), warned.append)
+    assert warned == [] and freebsd[-1].calls == [("sysctl_read", "kern.osreldate", 4)]
+
+
+def test_freebsd_has_no_sandbox_yet_and_says_so() -> None:
+    assert sandbox.enter(platform="freebsd15") == sandbox.NO_CAPSICUM
+    with pytest.raises(HostError, match=r"^no sandbox for this host \(netbsd\)$"):
+        sandbox.enter(platform="netbsd")
+
+
+# --- whole runs ----------------------------------------------------------------
+
+@pytest.mark.parametrize("lifecycle", LIFECYCLES)
+@pytest.mark.parametrize("handlers", [HandlerMode.PYTHON, HandlerMode.NATIVE])
+def test_hello_runs_to_its_halt_status_and_the_vm_is_destroyed(
+        freebsd: list[FakeVmm], pipes: Pipes, lifecycle: str, handlers: HandlerMode) -> None:
+    """The guest's real strings, printed in order, status 0; native mode
+    serves PUTS through the C twin between exits (the C loop is KVM's), so
+    no Python os.write carries them."""
+    host = fake_host(lifecycle, hello())
+    out, console = run_on(freebsd, host, hello_cfg(handlers))
+    assert isinstance(out, Outcome), out
+    assert (out.status, out.exit_code) == (0, 0)
+    assert dict(out.hypercalls) == {"puts": 2, "halt": 1}
+    assert console == b"\n**** Hello, World ****\n\nSUCCESS\n"
+    by_python = [d for _fd, d in pipes[1] if d in (b"SUCCESS\n", b"\n**** Hello, World ****\n\n")]
+    assert len(by_python) == (2 if handlers is HandlerMode.PYTHON else 0)
+    assert host.operations() == expected(lifecycle, runs=4)
+    with open(guest("hello"), "rb") as f:
+        (entry,) = struct.unpack_from("<Q", f.read(64), 24)
+    regs = registers(host)
+    assert (regs[20], regs[19], regs[5]) == (entry, MEM - 8, abi.BOOT_INFO_BASE)  # RIP RSP RDI
+    alloc = [a for r, a in host.ioctls() if r == 0x8020760E]
+    assert [struct.unpack_from("<Q", a, 8)[0] for a in alloc] == [MEM]
+
+
+def test_a_wrong_command_line_is_the_guests_failure_not_the_tenders(
+        freebsd: list[FakeVmm]) -> None:
+    host = fake_host("main", hello())
+    out, console = run_on(freebsd, host, VmConfig(kernel=guest("hello"), mem=MEM))
+    assert isinstance(out, Outcome) and out.exit_code == 1 and console == b""
+    assert host.operations() == expected("main", runs=1)
+
+
+VMX = exit_record(1, 3, 0x100ABC, struct.pack("<iIQii", -1, 48, 0x181, 2, 7))
+FATAL: dict[str, tuple[list[Step], type[BaseException], str]] = {
+    "bad port": ([raw(inout_record(0x509))], GuestFault,
+                 "Invalid guest port access: port=0x509"),
+    "in from the kick port": ([raw(inout_record(0x600, 0x000C))], GuestFault,
+                              "Invalid guest port access: port=0x600"),
+    "hypercall 0": ([raw(inout_record(0x500))], GuestFault, "Invalid guest hypercall: num=0"),
+    "no block device": ([bogus(), raw(inout_record(0x505, eax=0x1000))], GuestFault,
+                        "Invalid guest hypercall: num=5"),
+    "puts outside RAM": ([raw(inout_record(0x502, eax=0xFFFF0000))], GuestFault,
+                         "Invalid guest access: gpa=0xffff0000, sz=16"),
+    "suspended": ([raw(exit_record(14, 0, 0x100ABC, struct.pack("<i", 3)))], TenderError,
+                  "unhandled exit: exitcode=14, rip=0x100abc"),
+    "vmx": ([raw(VMX)], TenderError,
+            "unhandled VMX exit: rip=0x0000000000100abc, inst_length=3, status=-1, "
+            "exit_reason=48, qualification=0x0000000000000181, inst_type=2, inst_error=7"),
+    "VM_RUN fails": ([puts(b"SUCCESS\n"), raw(errno.EINVAL)], TenderError,
+                     "VM_RUN: Invalid argument"),
+    "host raises": ([raw(RuntimeError("the fake host broke"))], RuntimeError,
+                    "the fake host broke"),
+}
+
+
+@pytest.mark.parametrize("lifecycle", LIFECYCLES)
+@pytest.mark.parametrize("case", sorted(FATAL))
+def test_fatal_exits_end_the_run_as_on_kvm_and_still_destroy_the_vm(
+        freebsd: list[FakeVmm], lifecycle: str, case: str) -> None:
+    script, cls, message = FATAL[case]
+    host = fake_host(lifecycle, script)
+    runs = len(script)
+    got, console = run_on(freebsd, host, hello_cfg())
+    assert type(got) is cls or (cls is TenderError and isinstance(got, TenderError)), got
+    assert str(got) == message
+    if isinstance(got, TenderError):
+        assert exit_code_for(got) == 1
+    assert console == (b"SUCCESS\n" if case == "VM_RUN fails" else b"")
+    assert host.operations() == expected(lifecycle, runs)
+
+
+def test_retry_exits_and_eintr_run_again(freebsd: list[FakeVmm]) -> None:
+    host = fake_host("main", [bogus(), raw(errno.EINTR), bogus(), halt(7)])
+    out, _ = run_on(freebsd, host, hello_cfg())
+    assert isinstance(out, Outcome) and out.exit_code == 7
+    assert host.operations() == expected("main", runs=4)
+
+
+def test_stop_from_another_thread_interrupts_and_destroys(freebsd: list[FakeVmm]) -> None:
+    """Tender.stop() signals the vCPU thread; the handler the backend
+    installed keeps it from ending the process."""
+    import threading
+
+    box: list[Tender] = []
+
+    def spin(_v: FakeVmm) -> bytes:
+        if len(box) == 1:
+            threading.Thread(target=box[0].stop).start()
+            box.append(box[0])
+        time.sleep(0.005)
+        return exit_record(2, 0, 0x100ABC)
+
+    host = fake_host("15.0", [spin] * 2000)
+    freebsd.append(host)
+    null = os.open(os.devnull, os.O_WRONLY)
+    tender = Tender(hello_cfg(), console_fd=null)
+    box.append(tender)
+    try:
+        with pytest.raises(TenderError, match=r"^Guest stopped on request$"):
+            tender.run()
+    finally:
+        os.close(null)
+    ops = host.operations()
+    assert ops[-3:] == DESTROY["15.0"] and 0 < ops.count("VM_RUN") < 2000
+
+
+# --- the net ring: kicks are exits ---------------------------------------------
+
+FRAME = bytes.fromhex("ffffffffffff020000000001") + b"\x08\x06" + bytes(range(46))
+
+
+def net_cfg(pipe: FramePipe, handlers: HandlerMode = HandlerMode.NATIVE) -> VmConfig:
+    return VmConfig(kernel=guest("net"), mem=MEM, handlers=handlers,
+                    nets=(NetSpec("service0", pipe=pipe),))
+
+
+Pipes = tuple[list[tuple[kickpipe.PipeKick, int]], list[tuple[int, bytes]]]
+
+
+@pytest.fixture
+def pipes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Pipes]:
+    """Every kick pipe made (with its write fd), and every os.write (fd,
+    bytes) while the test runs."""
+    made: list[tuple[kickpipe.PipeKick, int]] = []
+    writes: list[tuple[int, bytes]] = []
+    init, write = kickpipe.PipeKick.__init__, os.write
+
+    def record_init(self: kickpipe.PipeKick) -> None:
+        init(self)
+        made.append((self, self.write_fd))
+
+    def record_write(fd: int, data: bytes) -> int:  # type: ignore[override]
+        writes.append((fd, bytes(data)))
+        return write(fd, data)
+
+    monkeypatch.setattr(kickpipe.PipeKick, "__init__", record_init)
+    monkeypatch.setattr(os, "write", record_write)
+    yield made, writes
+
+
+def test_a_kick_is_one_byte_on_the_pipe_the_ring_thread_sleeps_on(
+        freebsd: list[FakeVmm], monkeypatch: pytest.MonkeyPatch,
+        pipes: Pipes) -> None:
+    """The fake waits until the I/O thread asked for a kick and blocked, so
+    the frame reaches the FramePipe only if the pipe write woke it; the halt
+    hook's stop then wakes it through the pipe's write end and joins it
+    (before vl_ring_set_wake, that join never returned)."""
+    monkeypatch.setenv("PYTENDER_RING_MODE", "thread")
+    made, writes = pipes
+    frame_pipe = FramePipe()
+
+    def sent(frame: bytes) -> Step:
+        """The frame is out before the guest halts (no final drain sent it)."""
+        def step(_v: FakeVmm) -> bytes:
+            assert frame_pipe.recv(10) == frame
+            return exit_record(2, 0, 0x100ABC)
+        return step
+
+    host = fake_host("main", [ring_write(FRAME), sent(FRAME), ring_write(FRAME[::-1]),
+                              sent(FRAME[::-1]), halt(0)])
+    try:
+        out, _ = run_on(freebsd, host, net_cfg(frame_pipe))
+        assert isinstance(out, Outcome) and out.exit_code == 0, out
+    finally:
+        frame_pipe.close()
+    ((kick, write_fd),) = made
+    assert [w for w in writes if w[0] == write_fd] == [(write_fd, b"\x01")] * 2
+    assert kick.read_fd == kick.write_fd == -1      # closed with the ring
+    assert host.operations() == expected("main", runs=5)
+
+
+def test_inline_ring_serves_kicks_on_the_vcpu_thread_without_a_pipe(
+        freebsd: list[FakeVmm], monkeypatch: pytest.MonkeyPatch,
+        pipes: Pipes) -> None:
+    monkeypatch.setenv("PYTENDER_RING_MODE", "inline")
+    made, _ = pipes
+    frame_pipe = FramePipe()
+    host = fake_host("14", [ring_write(FRAME, wait_asleep=False), halt(0)])
+    try:
+        out, _ = run_on(freebsd, host, net_cfg(frame_pipe))
+        assert isinstance(out, Outcome) and out.exit_code == 0, out
+        assert frame_pipe.recv(5) == FRAME
+    finally:
+        frame_pipe.close()
+    assert made == []
+    assert host.operations() == expected("14", runs=2)
+
+
+def test_a_ring_failure_ends_the_run_in_one_line(
+        freebsd: list[FakeVmm], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The I/O thread dies on a bad entry and signals the vCPU thread; the
+    next run() reports its message, as vl_run does on KVM."""
+    monkeypatch.setenv("PYTENDER_RING_MODE", "thread")
+
+    def settle(_v: FakeVmm) -> bytes:
+        time.sleep(0.01)
+        return exit_record(2, 0, 0x100ABC)
+
+    frame_pipe = FramePipe()
+    host = fake_host("15.0", [ring_write(FRAME, gpa=0xFFFF0000), *[settle] * 500])
+    try:
+        got, _ = run_on(freebsd, host, net_cfg(frame_pipe))
+    finally:
+        frame_pipe.close()
+    assert isinstance(got, GuestFault), got
+    assert got.message == f"Invalid guest access: gpa=0xffff0000, sz={len(FRAME)}"
+    assert host.operations()[-3:] == DESTROY["15.0"]
+
+
+def test_python_handlers_offer_no_ring_and_a_stray_kick_is_ignored(
+        freebsd: list[FakeVmm]) -> None:
+    def no_ring(v: FakeVmm) -> bytes:
+        info = v.boot_info()
+        assert (info[5], info[7]) == (0, 0), info
+        return inout_record(abi.RING_KICK_PORT)     # nothing to wake: resume
+
+    frame_pipe = FramePipe()
+    host = fake_host("main", [no_ring, halt(0)])
+    try:
+        out, _ = run_on(freebsd, host, net_cfg(frame_pipe, HandlerMode.PYTHON))
+    finally:
+        frame_pipe.close()
+    assert isinstance(out, Outcome) and out.exit_code == 0, out
+    assert host.operations() == expected("main", runs=2)
+
+
+# --- the CLI entry, in its own process ------------------------------------------
+
+CLI = {
+    "hello": (0, b"\n**** Hello, World ****\n\nSUCCESS\n", []),
+    "bad_port": (1, b"", ["pytender: Invalid guest port access: port=0x509"]),
+    "suspended": (1, b"", ["pytender: unhandled exit: exitcode=14, rip=0x100abc"]),
+    "run_fails": (1, b"", ["pytender: VM_RUN: Invalid argument"]),
+    "host_raises": (1, b"", ["pytender: internal error: RuntimeError: the fake host broke"]),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(CLI))
+def test_cli_entry_on_simulated_freebsd(tmp_path: Path, scenario: str) -> None:
+    status, stdout, lines = CLI[scenario]
+    ops = tmp_path / "ops.json"
+    env = {k: v for k, v in os.environ.items() if k != "PYTENDER_NO_SECCOMP"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), str(ROOT)])
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "bhyve_fake.py"), "main", scenario,
+                        str(ops), "--mem=64", guest("hello"), "Hello_Solo5"],
+                       capture_output=True, timeout=120, env=env, cwd=ROOT)
+    assert r.returncode == status, r.stderr
+    assert r.stdout == stdout
+    assert r.stderr.decode().splitlines() == [f"pytender: {sandbox.NO_CAPSICUM}", *lines]
+    runs = {"hello": 4, "run_fails": 2}.get(scenario, 1)
+    assert json.loads(ops.read_text()) == expected("main", runs)
