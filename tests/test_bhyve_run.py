@@ -44,7 +44,7 @@ import tender.bhyve.vm as bhyve_vm
 from tender import abi, sandbox
 from tender.cli import exit_code_for
 from tender.config import HandlerMode, NetSpec, VmConfig
-from tender.devices import kickpipe
+from tender.devices import kickpipe, kqwait
 from tender.devices.pipe import FramePipe
 from tender.errors import GuestFault, HostError, TenderError
 from tender.host import open_backend
@@ -400,3 +400,97 @@ def test_cli_entry_on_simulated_freebsd(tmp_path: Path, scenario: str) -> None:
     assert r.stderr.decode().splitlines() == [f"pytender: {sandbox.NO_CAPSICUM}", *lines]
     runs = {"hello": 4, "run_fails": 2}.get(scenario, 1)
     assert json.loads(ops.read_text()) == expected("main", runs)
+
+
+# --- POLL on kqueue, as on FreeBSD ---------------------------------------------
+
+class PollKqueue:
+    """A kqueue stand-in over select.poll (Linux has no kqueue): EVFILT_READ
+    registrations with udata, events for the readable ones."""
+
+    def __init__(self) -> None:
+        import select
+
+        self._poll = select.poll()
+        self._udata: dict[int, int] = {}
+        self.calls: list[tuple[int, tuple[int, int] | None]] = []
+
+    def control(self, changes: list[kqwait.Change] | None, max_events: int,
+                timeout: tuple[int, int] | None) -> list[kqwait.Event]:
+        import select
+
+        for c in changes or ():
+            assert (c.filter, c.flags) == (kqwait.EVFILT_READ, kqwait.EV_ADD)
+            self._poll.register(c.ident, select.POLLIN)
+            self._udata[c.ident] = c.udata
+        if changes:
+            return []
+        self.calls.append((max_events, timeout))
+        ms = None if timeout is None else timeout[0] * 1000 + timeout[1] // 1_000_000
+        got = self._poll.poll(ms)
+        return [kqwait.Event(fd, self._udata[fd]) for fd, _ in got][:max_events]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_poll_and_net_read_over_kqueue_where_there_is_no_epoll(
+        freebsd: list[FakeVmm], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python handlers on a host without epoll: POLL waits on the kqueue
+    wait set (BHYVE_SPEC 8.3), NET_READ then takes the frame."""
+    import select
+
+    kqs: list[PollKqueue] = []
+    monkeypatch.delattr(select, "epoll")
+    monkeypatch.setattr(kqwait, "SelectKqueue", lambda: kqs.append(PollKqueue()) or kqs[-1])
+    frame_pipe = FramePipe()
+
+    def poll(timeout_ns: int) -> Step:
+        def step(v: FakeVmm) -> bytes:
+            arg = v.scratch(0x300)
+            v.guest_mem()[arg:arg + abi.POLL.size] = abi.POLL.pack(timeout_ns, 0, -1)
+            return inout_record(0x500 + abi.Hypercall.POLL, eax=arg)
+        return step
+
+    def polled(ready: int, ret: int) -> Step:
+        def step(v: FakeVmm) -> bytes:
+            arg = v.scratch(0x300)
+            got = abi.POLL.unpack(v.guest_mem()[arg:arg + abi.POLL.size])
+            assert got[1:] == (ready, ret), got
+            if ret:
+                return bogus()(v)
+            frame_pipe.send(FRAME)      # the next POLL finds it
+            return bogus()(v)
+        return step
+
+    def net_read(v: FakeVmm) -> bytes:
+        arg, buf = v.scratch(0x400), v.scratch(0x1000)
+        v.guest_mem()[arg:arg + abi.NET.size] = abi.NET.pack(1, buf, 1514, -1)
+        return inout_record(0x500 + abi.Hypercall.NET_READ, eax=arg)
+
+    def got_frame(v: FakeVmm) -> bytes:
+        arg, buf = v.scratch(0x400), v.scratch(0x1000)
+        _h, _d, n, ret = abi.NET.unpack(v.guest_mem()[arg:arg + abi.NET.size])
+        assert (ret, bytes(v.guest_mem()[buf:buf + n])) == (0, FRAME)
+        return halt(0)(v)
+
+    host = fake_host("main", [poll(0), polled(0, 0), poll(1_500_000_001), polled(0b10, 1),
+                              net_read, got_frame])
+    try:
+        out, _ = run_on(freebsd, host, net_cfg(frame_pipe, HandlerMode.PYTHON))
+    finally:
+        frame_pipe.close()
+    assert isinstance(out, Outcome) and out.exit_code == 0, out
+    (kq,) = kqs
+    assert kq.calls == [(1, (0, 0)), (1, (1, 500_000_001))] and kq.closed
+
+
+def test_ring_mode_counts_cpus_where_there_is_no_affinity_call(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tender.devices import ring
+
+    monkeypatch.delenv("PYTENDER_RING_MODE", raising=False)
+    monkeypatch.delattr(os, "sched_getaffinity")
+    for cpus, mode in ((2, "inline"), (8, "thread"), (None, "inline")):
+        monkeypatch.setattr(os, "cpu_count", lambda n=cpus: n)
+        assert ring.ring_mode() == mode

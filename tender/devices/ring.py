@@ -36,7 +36,9 @@ def ring_mode() -> str:
     forced = os.environ.get("PYTENDER_RING_MODE", "")
     if forced in RING_MODES:
         return forced
-    return "thread" if len(os.sched_getaffinity(0)) >= THREAD_MIN_CPUS else "inline"
+    # sched_getaffinity is Linux's; elsewhere (FreeBSD) count every CPU.
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return "thread" if (cpus or 1) >= THREAD_MIN_CPUS else "inline"
 
 
 @dataclass(frozen=True)
