@@ -33,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __linux__
 #include <linux/kvm.h>
+#endif
 
 #include "hvt_abi.h"
 #include "hvt_ring.h"
@@ -86,8 +88,10 @@ static void die(struct vl_ring *q, const char *fmt, ...)
     /* Once stopping, the vCPU thread has left KVM_RUN (and may have dropped
      * its kick handler): vl_ring_stop reports the failure after the join. */
     if (q->efd >= 0 && !__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE)) {
+#ifdef __linux__
         if (q->v.run != NULL)
             ((struct kvm_run *)q->v.run)->immediate_exit = 1;
+#endif
         pthread_kill(q->vcpu_thread, q->kick_signal);
     }
     longjmp(q->bail, 1);        /* inline: back into vl_ring_kick / vl_ring_stop */

@@ -11,6 +11,25 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+#ifndef __linux__
+#include "vcpu_loop.h"
+
+/* No seccomp on this host (FreeBSD: Capsicum is not wired, tender/sandbox.py). */
+int vl_read_implies_exec(void)
+{
+    return 0;
+}
+
+int vl_sandbox(const uint32_t *nrs, uint32_t n_nrs, uint32_t ioctl_nr,
+               const uint32_t *ioctls, uint32_t n_ioctls,
+               uint32_t self_nr, uint32_t self_pid)
+{
+    (void)nrs, (void)n_nrs, (void)ioctl_nr, (void)ioctls, (void)n_ioctls;
+    (void)self_nr, (void)self_pid;
+    return ENOSYS;
+}
+#else
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -90,3 +109,4 @@ int vl_sandbox(const uint32_t *nrs, uint32_t n_nrs, uint32_t ioctl_nr,
     free(f);
     return rc;
 }
+#endif

@@ -15,7 +15,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#ifdef __linux__
 #include <linux/kvm.h>
+#endif
 
 #include "hvt_abi.h"
 #include "hvt_ring.h"
@@ -23,6 +25,18 @@
 #include "vcpu_loop.h"
 #include "hypercalls.h"
 
+#ifndef __linux__
+/* No KVM on this host (FreeBSD: bhyve's loop is Python's, tender/bhyve/vm.py);
+ * the rest of this file (the signal kick, mprotect) still builds. */
+int vl_run(struct vl_vcpu *v, struct vl_exit *e)
+{
+    (void)v;
+    memset(e, 0, sizeof *e);
+    e->reason = VL_ERRNO;
+    e->err = ENOSYS;
+    return 0;
+}
+#else
 int vl_run(struct vl_vcpu *v, struct vl_exit *e)
 {
     struct kvm_run *run = v->run;
@@ -105,6 +119,7 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
         return 0;
     }
 }
+#endif
 
 /*
  * Signals. Python's handler only sets a flag, so a SIGTERM that lands just
@@ -114,7 +129,11 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
  * area is per thread, so one process can run several guests, each in its
  * own thread, and a signal sent to one thread stops only that guest.
  */
+#ifdef __linux__
 static __thread struct kvm_run *kick_run;
+#else
+static __thread struct { int immediate_exit; } *kick_run;   /* never set: no run page */
+#endif
 static struct sigaction kick_prev[65];
 static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
 

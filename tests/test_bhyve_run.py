@@ -494,3 +494,41 @@ def test_ring_mode_counts_cpus_where_there_is_no_affinity_call(
     for cpus, mode in ((2, "inline"), (8, "thread"), (None, "inline")):
         monkeypatch.setattr(os, "cpu_count", lambda n=cpus: n)
         assert ring.ring_mode() == mode
+
+
+# --- the C extension off Linux -------------------------------------------------
+
+EXTENSION_SOURCES = ("vcpu_loop.c", "ring.c", "sandbox.c", "hypercalls.c")
+
+
+def test_extension_sources_keep_linux_headers_behind___linux__() -> None:
+    """On FreeBSD the extension must build without KVM and seccomp. Checked
+    here by compiling with the Linux macros undefined (glibc's own headers
+    still come from Linux: this shows only that our code needs none of
+    <linux/...> off Linux, not that FreeBSD's headers accept it)."""
+    import re
+    import shutil
+
+    for name in EXTENSION_SOURCES:
+        # Per open #if: True inside a Linux-only branch, False in its other
+        # branch, None for conditions on anything else.
+        linux: list[bool | None] = []
+        for line in (ROOT / "csrc" / name).read_text().splitlines():
+            if m := re.match(r"#\s*if(n?)def\s+__linux__\b", line):
+                linux.append(not m.group(1))
+            elif re.match(r"#\s*if", line):
+                linux.append(None)
+            elif re.match(r"#\s*else", line) and linux[-1] is not None:
+                linux[-1] = not linux[-1]
+            elif re.match(r"#\s*endif", line):
+                linux.pop()
+            elif re.match(r"#\s*include\s*<linux/", line):
+                assert True in linux, f"{name}: {line} outside #ifdef __linux__"
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc is not None
+    for name in EXTENSION_SOURCES[:3]:
+        r = subprocess.run([cc, "-fsyntax-only", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+                            "-U__linux__", "-U__linux", "-Ulinux", "-U__gnu_linux__",
+                            "-include", "stdint.h", "-include", "stddef.h", "-I", "csrc",
+                            f"csrc/{name}"], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
