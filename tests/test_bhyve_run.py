@@ -42,6 +42,7 @@ from test_bhyve import exit_record, inout_record
 
 import tender.bhyve.vm as bhyve_vm
 from tender import abi, sandbox
+from tender.bhyve import ioc
 from tender.cli import exit_code_for
 from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
 from tender.devices import kickpipe, kqwait
@@ -287,6 +288,72 @@ def test_block_write_then_read_reach_the_image(freebsd: list[FakeVmm], tmp_path:
     assert dict(out.hypercalls) == {"block_write": 1, "block_read": 1, "halt": 1}
     assert image.read_bytes() == bytes(4096) + sector + bytes(3584)
     assert host.operations() == expected("main", runs=3)
+
+
+def test_trace_works_on_bhyve(freebsd: list[FakeVmm], tmp_path: Path) -> None:
+    """--trace needs no vCPU object (gdb and dumpcore do, and are refused)."""
+    trace = tmp_path / "trace.jsonl"
+    host = fake_host("main", hello())
+    cfg = VmConfig(kernel=guest("hello"), args=(b"Hello_Solo5",), mem=MEM, trace=str(trace))
+    out, console = run_on(freebsd, host, cfg)
+    assert isinstance(out, Outcome) and out.exit_code == 0, out
+    assert console.endswith(b"SUCCESS\n")
+    records = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert [(r["event"], r.get("name")) for r in records] == [
+        ("hypercall", "puts"), ("hypercall", "puts"), ("hypercall", "halt"), ("exit", None)]
+    assert records[1]["args"]["text"] == "SUCCESS\n" and records[-1]["exit_code"] == 0
+
+
+class FakeTapOps:
+    """/dev/tap0 on a simulated FreeBSD: a FramePipe's guest end, MTU 9000."""
+
+    def __init__(self, pipe: FramePipe) -> None:
+        self.pipe = pipe
+        self.calls: list[tuple[object, ...]] = []
+
+    def open(self, path: str, flags: int) -> int:
+        self.calls.append(("open", path, flags))
+        return os.dup(self.pipe.guest_fileno())
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def ioctl(self, fd: int, request: int, arg: bytearray) -> None:
+        self.calls.append(("ioctl", request, bytes(arg[:16])))
+        arg[16:20] = struct.pack("<i", 9000)
+
+
+def test_a_tap_by_name_is_dev_iface_with_freebsds_mtu_request(
+        freebsd: list[FakeVmm], monkeypatch: pytest.MonkeyPatch) -> None:
+    from tender.devices import bsdtap
+
+    frame_pipe = FramePipe()
+    ops = FakeTapOps(frame_pipe)
+    monkeypatch.setattr(bsdtap, "OsTapOps", lambda: ops)
+    monkeypatch.setattr(bsdtap, "interface_names", lambda: {"lo0", "tap0"})
+
+    def mtu_in_manifest(v: FakeVmm) -> bytes:
+        entry = v.boot_info()[4] + abi.MFT_HEADER.size + abi.MFT_ENTRY.size
+        assert struct.unpack_from("<H", v.guest_mem(), entry + 78) == (9000,)
+        return halt(0)(v)
+
+    host = fake_host("main", [mtu_in_manifest])
+    cfg = VmConfig(kernel=guest("net"), mem=MEM, handlers=HandlerMode.PYTHON,
+                   nets=(NetSpec("service0", iface="tap0"),))
+    try:
+        out, _ = run_on(freebsd, host, cfg)
+        tap9 = VmConfig(kernel=guest("net"), nets=(NetSpec("service0", iface="tap9"),))
+        missing, _ = run_on(freebsd, fake_host("main"), tap9)
+    finally:
+        frame_pipe.close()
+    assert isinstance(out, Outcome) and out.exit_code == 0, out
+    assert ops.calls == [("open", "/dev/tap0", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC),
+                         ("ioctl", bsdtap.SIOCGIFMTU, b"tap0".ljust(16, b"\0"))]
+    assert bsdtap.SIOCGIFMTU == ioc.SIOCGIFMTU
+    # Checked before anything is opened: /dev/tap9 would create the interface.
+    assert isinstance(missing, TenderError)
+    assert missing.message == "Could not attach interface: tap9: No such file or directory"
+    assert freebsd[-1].operations() == []       # no VM was made
 
 
 # --- the net ring: kicks are exits ---------------------------------------------

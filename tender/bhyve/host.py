@@ -7,10 +7,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import fcntl
 import mmap
 import os
 from typing import Protocol
+
+from tender.devices.bsdtap import OsTapOps
 
 
 class Host(Protocol):
@@ -25,22 +26,14 @@ class Host(Protocol):
     def getpid(self) -> int: ...
 
 
-class FreeBsdHost:
-    """The real calls; only constructed on FreeBSD."""
+class FreeBsdHost(OsTapOps):
+    """The real calls; only constructed on FreeBSD. open, close and ioctl
+    are the tap's (fcntl.ioctl drops the GIL around the call: VM_RUN may
+    block)."""
 
     def __init__(self) -> None:
         path = ctypes.util.find_library("c")
         self._libc = ctypes.CDLL(path, use_errno=True)
-
-    def open(self, path: str, flags: int) -> int:
-        return os.open(path, flags)
-
-    def close(self, fd: int) -> None:
-        os.close(fd)
-
-    def ioctl(self, fd: int, request: int, arg: bytearray) -> None:
-        # fcntl.ioctl drops the GIL around the call (VM_RUN may block).
-        fcntl.ioctl(fd, request, arg, True)
 
     def sysctl_write(self, name: str, value: bytes) -> None:
         buf = ctypes.create_string_buffer(value, len(value))

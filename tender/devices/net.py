@@ -11,6 +11,7 @@ import errno
 import fcntl
 import os
 import struct
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -98,6 +99,10 @@ def _pin(buf: bytearray) -> int:
 
 def _open_tap(iface: str) -> tuple[int, int]:
     """solo5-hvt's tap attach (Linux): returns (fd, mtu) or raises."""
+    if sys.platform.startswith("freebsd"):     # no /dev/net/tun: /dev/IFACE
+        from tender.devices.bsdtap import open_tap
+
+        return open_tap(iface)
     if len(iface.encode()) >= IFNAMSIZ:
         raise _fail(iface, errno.ENAMETOOLONG)
     import socket  # only when a net device is attached: its import is slow
