@@ -43,6 +43,7 @@ from test_bhyve import exit_record, inout_record
 import tender.bhyve.vm as bhyve_vm
 from tender import abi, sandbox
 from tender.bhyve import ioc
+from tender.bhyve.debug import NO_GDB
 from tender.cli import exit_code_for
 from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
 from tender.devices import kickpipe, kqwait
@@ -124,8 +125,7 @@ def registers(host: FakeVmm) -> dict[int, int]:
 
 # --- selection ---------------------------------------------------------------
 
-def test_host_selects_bhyve_on_freebsd_and_refuses_what_vmm_cannot_do(
-        freebsd: list[FakeVmm]) -> None:
+def test_host_selects_bhyve_on_freebsd_only(freebsd: list[FakeVmm]) -> None:
     freebsd.append(fake_host())
     cfg = hello_cfg()
     warned: list[str] = []
@@ -134,12 +134,30 @@ def test_host_selects_bhyve_on_freebsd_and_refuses_what_vmm_cannot_do(
     assert type(open_backend(cfg, warned.append, "linux")).__name__ == "KvmBackend"
     with pytest.raises(HostError, match=r"^no backend for this host \(openbsd7\)$"):
         open_backend(cfg, warned.append, "openbsd7")
-    with pytest.raises(TenderError,
-                       match=r"^GDB support not implemented on this backend/architecture$"):
-        open_backend(VmConfig(kernel=cfg.kernel, gdb_port=1234), warned.append)
-    with pytest.raises(TenderError, match=r"^dumpcore is not implemented on the bhyve"):
-        open_backend(VmConfig(kernel=cfg.kernel, dumpcore="/tmp"), warned.append)
     assert warned == [] and freebsd[-1].calls == [("sysctl_read", "kern.osreldate", 4)]
+
+
+def test_gdb_is_refused_in_one_line_and_the_vm_still_goes(freebsd: list[FakeVmm]) -> None:
+    host = fake_host("15.0")
+    got, _ = run_on(freebsd, host, VmConfig(kernel=guest("hello"), mem=MEM, gdb_port=0))
+    assert isinstance(got, TenderError) and got.message == NO_GDB
+    assert host.operations() == expected("15.0", runs=0)
+
+
+def test_dumpcore_writes_a_core_from_vm_get_register(freebsd: list[FakeVmm],
+                                                    tmp_path: Path) -> None:
+    """A guest abort (status 255) with --dumpcore: the registers come from
+    one VM_GET_REGISTER each, the memory from the vmm mapping."""
+    host = fake_host("main", [puts(b"SUCCESS\n"), halt(255)])
+    cfg = VmConfig(kernel=guest("hello"), mem=MEM, dumpcore=str(tmp_path))
+    got, _ = run_on(freebsd, host, cfg)
+    assert isinstance(got, Outcome) and got.exit_code == 255, got
+    (core,) = tmp_path.iterdir()
+    assert core.name == f"core.solo5-hvt.{os.getpid()}"
+    data = core.read_bytes()
+    assert data[:4] == b"\x7fELF" and struct.unpack_from("<H", data, 16) == (4,)  # ET_CORE
+    gets = [n for n in host.operations() if n == "VM_GET_REGISTER"]
+    assert gets and host.operations()[-2:] == DESTROY["main"]
 
 
 def test_freebsd_has_no_sandbox_yet_and_says_so() -> None:
@@ -291,7 +309,7 @@ def test_block_write_then_read_reach_the_image(freebsd: list[FakeVmm], tmp_path:
 
 
 def test_trace_works_on_bhyve(freebsd: list[FakeVmm], tmp_path: Path) -> None:
-    """--trace needs no vCPU object (gdb and dumpcore do, and are refused)."""
+    """--trace needs no debug view."""
     trace = tmp_path / "trace.jsonl"
     host = fake_host("main", hello())
     cfg = VmConfig(kernel=guest("hello"), args=(b"Hello_Solo5",), mem=MEM, trace=str(trace))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import mmap
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tender import abi
