@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import json
 import mmap
+import os
 import struct
 import sys
 import time
@@ -205,12 +206,25 @@ def ring_write(frame: bytes, handle: int = 1, wait_asleep: bool = True,
     return step
 
 
-SCENARIOS: dict[str, Callable[[], list[Step]]] = {
-    "hello": hello,
-    "bad_port": lambda: [raw(inout_record(0x509))],
-    "suspended": lambda: [raw(exit_record(14, 0, 0x100ABC, struct.pack("<i", 3)))],
-    "run_fails": lambda: [bogus(), raw(errno.EINVAL)],
-    "host_raises": lambda: [raw(RuntimeError("the fake host broke"))],
+def spin(marker: str) -> list[Step]:
+    """A guest that never halts; `marker` appears once it runs."""
+    def step(_v: FakeVmm) -> StepResult:
+        if not os.path.exists(marker):
+            with open(marker, "w"):
+                pass
+        time.sleep(0.002)
+        return exit_record(2, 0, 0x100ABC)
+    return [step] * 30_000
+
+
+# name -> the script, given a path the script may create (spin's marker)
+SCENARIOS: dict[str, Callable[[str], list[Step]]] = {
+    "hello": lambda _m: hello(),
+    "bad_port": lambda _m: [raw(inout_record(0x509))],
+    "suspended": lambda _m: [raw(exit_record(14, 0, 0x100ABC, struct.pack("<i", 3)))],
+    "run_fails": lambda _m: [bogus(), raw(errno.EINVAL)],
+    "host_raises": lambda _m: [raw(RuntimeError("the fake host broke"))],
+    "spin": spin,
 }
 
 
@@ -220,7 +234,7 @@ def cli_child(lifecycle: str, scenario: str, ops_path: str, argv: list[str]) -> 
     import tender.bhyve.vm as bhyve_vm
     from tender.cli import run_hvt
 
-    host = fake_host(lifecycle, SCENARIOS[scenario]())
+    host = fake_host(lifecycle, SCENARIOS[scenario](ops_path + ".running"))
     bhyve_vm.FreeBsdHost = lambda: host  # type: ignore[assignment,misc,return-value]
     sys.platform = "freebsd14"
     try:
@@ -233,6 +247,4 @@ def cli_child(lifecycle: str, scenario: str, ops_path: str, argv: list[str]) -> 
 if __name__ == "__main__":
     status = cli_child(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:])
     sys.stdout.flush()
-    import os
-
     os._exit(status & 0xFF)

@@ -239,11 +239,26 @@ def test_fatal_exits_end_the_run_as_on_kvm_and_still_destroy_the_vm(
     assert host.operations() == expected(lifecycle, runs)
 
 
-def test_retry_exits_and_eintr_run_again(freebsd: list[FakeVmm]) -> None:
-    host = fake_host("main", [bogus(), raw(errno.EINTR), bogus(), halt(7)])
-    out, _ = run_on(freebsd, host, hello_cfg())
-    assert isinstance(out, Outcome) and out.exit_code == 7
-    assert host.operations() == expected("main", runs=4)
+@pytest.mark.parametrize("handlers", [HandlerMode.PYTHON, HandlerMode.NATIVE])
+def test_retry_exits_and_eintr_run_again_and_are_counted(
+        freebsd: list[FakeVmm], handlers: HandlerMode) -> None:
+    host = fake_host("main", [bogus(), raw(errno.EINTR), puts(b"SUCCESS\n"), bogus(),
+                              halt(7)])
+    freebsd.append(host)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        tender = Tender(hello_cfg(handlers), console_fd=null)
+        out = tender.run()
+    finally:
+        os.close(null)
+    assert out.exit_code == 7
+    assert host.operations() == expected("main", runs=5)
+    # Named by vm_exitcode (tender/bhyve/debug.py's stats view), as vl_run
+    # counts KVM's, C twins or not.
+    stats = tender.stats()
+    assert dict(stats.exits) == {"inout": 2, "bogus": 2, "interrupted": 1}
+    assert dict(stats.hypercalls) == {"puts": 1, "halt": 1}
+    assert stats.kvm.unavailable == "the bhyve backend does not read vmm statistics"
 
 
 def test_stop_from_another_thread_interrupts_and_destroys(freebsd: list[FakeVmm]) -> None:
@@ -505,15 +520,23 @@ CLI = {
 }
 
 
+def cli_child(scenario: str, ops: Path) -> list[str]:
+    return [sys.executable, str(ROOT / "tests" / "bhyve_fake.py"), "main", scenario, str(ops),
+            "--mem=64", guest("hello"), "Hello_Solo5"]
+
+
+def cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTENDER_NO_SECCOMP"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), str(ROOT)])
+    return env
+
+
 @pytest.mark.parametrize("scenario", sorted(CLI))
 def test_cli_entry_on_simulated_freebsd(tmp_path: Path, scenario: str) -> None:
     status, stdout, lines = CLI[scenario]
     ops = tmp_path / "ops.json"
-    env = {k: v for k, v in os.environ.items() if k != "PYTENDER_NO_SECCOMP"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), str(ROOT)])
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "bhyve_fake.py"), "main", scenario,
-                        str(ops), "--mem=64", guest("hello"), "Hello_Solo5"],
-                       capture_output=True, timeout=120, env=env, cwd=ROOT)
+    r = subprocess.run(cli_child(scenario, ops), capture_output=True, timeout=120,
+                       env=cli_env(), cwd=ROOT)
     assert r.returncode == status, r.stderr
     assert r.stdout == stdout
     assert r.stderr.decode().splitlines() == [f"pytender: {sandbox.NO_CAPSICUM}", *lines]
@@ -651,3 +674,32 @@ def test_extension_sources_keep_linux_headers_behind___linux__() -> None:
                             "-include", "stdint.h", "-include", "stddef.h", "-I", "csrc",
                             f"csrc/{name}"], cwd=ROOT, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
+
+
+def test_sigterm_ends_a_cli_run_in_one_line_and_destroys_the_vm(tmp_path: Path) -> None:
+    """A real SIGTERM while the guest spins (through the backend's C kick
+    handler, which chains to the CLI's latch): the run stops between exits,
+    tears down, and says `Exiting on signal 15`."""
+    import signal
+
+    ops = tmp_path / "ops.json"
+    child = subprocess.Popen(cli_child("spin", ops), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=cli_env(), cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(f"{ops}.running").exists():
+            assert child.poll() is None and time.monotonic() < deadline, "the guest never ran"
+            time.sleep(0.01)
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 1, err
+    assert out == b""
+    assert err.decode().splitlines() == [f"pytender: {sandbox.NO_CAPSICUM}",
+                                         "pytender: Exiting on signal 15"]
+    got = json.loads(ops.read_text())
+    assert got[:-2] == expected("main", got.count("VM_RUN"))[:-2]
+    assert got[-2:] == DESTROY["main"] and 0 < got.count("VM_RUN") < 30_000

@@ -112,14 +112,16 @@ class BhyveBackend:
             self._host.ioctl(self._fd(), self._abi.vm_run, self._run_arg)
         except OSError as exc:
             if exc.errno == errno.EINTR:
+                if view is not None:
+                    _tally_exit(view, None)
                 return Retry()
             raise lifecycle.BhyveError(f"VM_RUN: {exc.strerror}") from None
-        if view is not None:
-            view.exits += 1
         if self._abi.vm_run == ioc.VM_RUN_14:
             record = self._exit_buf.raw
         else:
             record = bytes(self._run_arg[8:])
+        if view is not None:
+            _tally_exit(view, int.from_bytes(record[:4], "little", signed=True))
         return exits.decode(record, self.handled)
 
     def _native(self, nr: int) -> bool:
@@ -206,6 +208,22 @@ class BhyveBackend:
         if isinstance(exit, GuestWrite):
             return GuestFault("host/guest translation fault")
         return lifecycle.BhyveError(f"unexpected exit {exit!r}")
+
+
+def _tally_exit(view: Any, exitcode: int | None) -> None:
+    """What vl_run counts on KVM: each VM_RUN return by exit code (the
+    stats view names them by vm_exitcode), or an interrupted one (None)."""
+    from tender._vcpu import ffi, lib
+
+    if exitcode is not None:
+        view.exits += 1
+    if view.stats == ffi.NULL:
+        return
+    if exitcode is None:
+        view.stats.vcpu.interrupted += 1
+    else:
+        last = lib.VL_EXIT_KINDS - 1    # the slot for every code beyond
+        view.stats.vcpu.exits[exitcode if 0 <= exitcode < last else last] += 1
 
 
 def _ring_failure(view: Any) -> str | None:
