@@ -239,6 +239,28 @@ def test_fatal_exits_end_the_run_as_on_kvm_and_still_destroy_the_vm(
     assert host.operations() == expected(lifecycle, runs)
 
 
+SETUP_FAILS = {
+    "memseg": (ioc.VM_ALLOC_MEMSEG_14, errno.ENOMEM, "VM_ALLOC_MEMSEG: Cannot allocate memory",
+               ["VM_SET_CAPABILITY", "VM_ALLOC_MEMSEG"]),
+    "activate": (ioc.VM_ACTIVATE_CPU, errno.EBUSY, "VM_ACTIVATE_CPU: Device or resource busy",
+                 ["VM_SET_CAPABILITY", "VM_ALLOC_MEMSEG", "VM_MMAP_MEMSEG", "mmap", *BOOT]),
+}
+
+
+@pytest.mark.parametrize("lifecycle", LIFECYCLES)
+@pytest.mark.parametrize("step", sorted(SETUP_FAILS))
+def test_a_failed_set_up_step_is_one_line_and_destroys_the_vm(
+        freebsd: list[FakeVmm], lifecycle: str, step: str) -> None:
+    request, err, message, done = SETUP_FAILS[step]
+    host = fake_host(lifecycle)
+    host.fail[request] = [err]
+    got, _ = run_on(freebsd, host, hello_cfg())
+    assert isinstance(got, TenderError) and got.message == message
+    assert exit_code_for(got) == 1
+    create = [*CREATE[lifecycle], "open /dev/vmm/solo5-4242"]
+    assert host.operations() == [*create, *done, *DESTROY[lifecycle]]
+
+
 @pytest.mark.parametrize("handlers", [HandlerMode.PYTHON, HandlerMode.NATIVE])
 def test_retry_exits_and_eintr_run_again_and_are_counted(
         freebsd: list[FakeVmm], handlers: HandlerMode) -> None:
