@@ -22,7 +22,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,9 +75,10 @@ DESTROY = {
 }
 
 
-def expected(lifecycle: str, runs: int, alloc_steps: Sequence[str] = ()) -> list[str]:
+def expected(lifecycle: str, runs: int) -> list[str]:
+    """The whole call list of a run that reached `runs` VM_RUNs."""
     return [*CREATE[lifecycle], "open /dev/vmm/solo5-4242", "VM_SET_CAPABILITY",
-            "VM_ALLOC_MEMSEG", "VM_MMAP_MEMSEG", "mmap", *alloc_steps, *BOOT,
+            "VM_ALLOC_MEMSEG", "VM_MMAP_MEMSEG", "mmap", *BOOT,
             *["VM_RUN"] * runs, *DESTROY[lifecycle]]
 
 
@@ -91,15 +92,15 @@ def freebsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakeVmm]]:
     yield hosts
 
 
-def run_on(hosts: list[FakeVmm], host: FakeVmm, cfg: VmConfig,
-           **kw: object) -> tuple[Outcome | BaseException, bytes]:
+def run_on(hosts: list[FakeVmm], host: FakeVmm,
+           cfg: VmConfig) -> tuple[Outcome | BaseException, bytes]:
     """Tender(cfg).run() over `host`: the outcome (or what it raised) and
     what the guest wrote to its console."""
     hosts.append(host)
     r, w = os.pipe()
     try:
         try:
-            got: Outcome | BaseException = Tender(cfg, console_fd=w, **kw).run()  # type: ignore[arg-type]
+            got: Outcome | BaseException = Tender(cfg, console_fd=w).run()
         except BaseException as exc:    # the test looks at it
             got = exc
     finally:
