@@ -1,4 +1,9 @@
-"""cffi build script (API mode): compiles csrc/*.c into tender._vcpu."""
+"""cffi build script (API mode): compiles csrc/*.c into tender._vcpu.
+
+The cdef is the backend-neutral interface (vl_stats.h, vcpu_loop.h), the
+KVM loop's part (vl_kvm.h) and what Python reads of <linux/kvm.h>
+(kvm.cdef): its `...` are filled in by the compiler from the kernel header,
+so no KVM number or layout is written by hand in Python."""
 
 from __future__ import annotations
 
@@ -8,16 +13,17 @@ from cffi import FFI
 
 _ROOT = Path(__file__).resolve().parent.parent
 _CSRC = _ROOT / "csrc"
+CDEF_FILES = ("vl_stats.h", "vcpu_loop.h", "vl_kvm.h", "kvm.cdef")
 
 ffibuilder = FFI()
-ffibuilder.cdef(
-    "typedef unsigned long size_t;\n"
-    + (_CSRC / "vl_stats.h").read_text()
-    + (_CSRC / "vcpu_loop.h").read_text()
-)
+ffibuilder.cdef("typedef unsigned long size_t;\n"
+                + "".join((_CSRC / name).read_text() for name in CDEF_FILES))
 ffibuilder.set_source(
     "tender._vcpu",
-    '#include <stdint.h>\n#include <stddef.h>\n#include "vl_stats.h"\n#include "vcpu_loop.h"\n',
+    "#include <stdint.h>\n#include <stddef.h>\n#include <linux/kvm.h>\n"
+    '#include "vl_stats.h"\n#include "vcpu_loop.h"\n#include "vl_kvm.h"\n'
+    # kvm_run's exit union is anonymous: cffi can only be given an offset.
+    "#define VK_RUN_DEBUG_ARCH offsetof(struct kvm_run, debug.arch)\n",
     # Relative to the project root: setuptools refuses absolute source paths.
     sources=["csrc/vcpu_loop.c", "csrc/hypercalls.c", "csrc/ring.c", "csrc/sandbox.c"],
     include_dirs=["csrc"],

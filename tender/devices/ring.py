@@ -50,11 +50,13 @@ class RingStats:
 class NetRing:
     """A running I/O thread. `stop()` is idempotent (halt hook + teardown)."""
 
-    def __init__(self, handle: Any, efd: int, run_buf: Any) -> None:
+    def __init__(self, handle: Any, efd: int, vcpu_part: Any) -> None:
         # efd -1: inline mode (no thread; vl_run serves the kicks)
         self._handle = handle
         self._efd = efd
-        self._run_buf = run_buf     # the vCPU run area the thread may kick
+        # The backend's vCPU part the thread may stop; the run closes the
+        # backend only after stop().
+        self._vcpu_part = vcpu_part
         self.stats: RingStats | None = None
 
     @classmethod
@@ -63,7 +65,7 @@ class NetRing:
         register_kick: Callable[[int], None] | None,
         view: Any,
         ring_gpa: int,
-        run_area: Any,
+        vcpu_part: Any,
         kick_signal: int,
         warn: Callable[[str], None],
     ) -> NetRing | None:
@@ -71,14 +73,15 @@ class NetRing:
         efd in the kernel (KVM_IOEVENTFD); None when the hypervisor has no
         such thing. `view` is a filled `struct vl_vcpu *` (bounds, read-only
         ranges, devices). Must be called on the thread that will run the
-        vCPU (`run_area`): on a fatal error the I/O thread makes that thread
-        leave KVM_RUN with `kick_signal`. Returns None (after a warning) when
-        the ring cannot run. Inline mode (see ring_mode) needs no eventfd
-        and no thread: the guest's kicks exit to vl_run, which serves them."""
+        vCPU (`vcpu_part`: the backend's `struct vl_backend *`): on a fatal
+        error the I/O thread stops that vCPU and sends the thread
+        `kick_signal`. Returns None (after a warning) when the ring cannot
+        run. Inline mode (see ring_mode) needs no eventfd and no thread: the
+        guest's kicks exit to vl_run, which serves them."""
         if register_kick is None:
             return None     # no KVM_CAP_IOEVENTFD: no ring, silently (spec 5.1)
         if ring_mode() == "inline":
-            return cls._start(view, ring_gpa, -1, run_area, kick_signal, warn)
+            return cls._start(view, ring_gpa, -1, vcpu_part, kick_signal, warn)
         try:
             efd = os.eventfd(0, os.EFD_CLOEXEC)
         except OSError as exc:
@@ -90,19 +93,17 @@ class NetRing:
             os.close(efd)
             warn(f"KVM_IOEVENTFD failed ({exc}), falling back to hypercalls")
             return None
-        return cls._start(view, ring_gpa, efd, run_area, kick_signal, warn)
+        return cls._start(view, ring_gpa, efd, vcpu_part, kick_signal, warn)
 
     @classmethod
-    def _start(cls, view: Any, ring_gpa: int, efd: int, run_area: Any, kick_signal: int,
+    def _start(cls, view: Any, ring_gpa: int, efd: int, vcpu_part: Any, kick_signal: int,
                warn: Callable[[str], None]) -> NetRing | None:
         from tender._vcpu import ffi, lib
 
         err = ffi.new("char[]", 256)
-        run_buf = ffi.from_buffer(run_area)
-        view.run = run_buf
+        view.backend = vcpu_part
         handle = lib.vl_ring_start(view, ring_gpa, efd, kick_signal, err, 256)
         if handle == ffi.NULL:
-            ffi.release(run_buf)
             # The ioeventfd stays registered with the eventfd; nobody reads
             # it, which is harmless: the guest will never kick (no feature).
             warn(f"could not start the net I/O thread: "
@@ -110,7 +111,7 @@ class NetRing:
             if efd >= 0:
                 os.close(efd)
             return None
-        return cls(handle, efd, run_buf)
+        return cls(handle, efd, vcpu_part)
 
     @property
     def handle(self) -> Any:
@@ -135,7 +136,7 @@ class NetRing:
         if self._efd >= 0:
             os.close(self._efd)
         self._efd = -1
-        ffi.release(self._run_buf)
+        self._vcpu_part = None
         if failed:
             text = ffi.string(msg).decode(errors="replace")
             raise (GuestFault if text.startswith("Invalid guest") else DeviceError)(text)
