@@ -46,3 +46,28 @@ def test_abi_users_include_the_header_and_keep_no_copy() -> None:
 def test_the_build_compiles_both_halves() -> None:
     build = (ROOT / "tender" / "_build.py").read_text()
     assert '"csrc/hypercalls.c"' in build and '"csrc/vcpu_loop.c"' in build
+
+
+# Backend-neutral C: the twins, the ring thread and the interface they share.
+# The KVM loop's part of the interface is csrc/vl_kvm.h, which they never see.
+NEUTRAL = ("hypercalls.c", "hypercalls.h", "ring.c", "vcpu_loop.h", "vl_stats.h")
+
+
+def test_backend_neutral_c_names_nothing_of_kvm() -> None:
+    for name in NEUTRAL:
+        text = (CSRC / name).read_text()
+        assert not re.search(r"kvm|immediate_exit|vcpufd", text, re.IGNORECASE), name
+
+
+def test_the_kvm_part_of_the_interface_is_the_kvm_loops() -> None:
+    users = [p.name for p in sorted(CSRC.glob("*.[ch]")) if '#include "vl_kvm.h"' in p.read_text()]
+    assert users == ["vcpu_loop.c"]
+    assert "void vl_backend_stop(struct vl_backend *b)" in (CSRC / "vcpu_loop.c").read_text()
+
+
+def test_native_hypercalls_are_counted_once() -> None:
+    """v->counts is the one counter (the stats block's vcpu.hypercalls when
+    there is one); nothing bumps the stats' copy beside it."""
+    loop = (CSRC / "vcpu_loop.c").read_text()
+    assert loop.count("v->counts[nr]++") == 1
+    assert not re.search(r"VL_TALLY\(v,\s*hypercalls", loop)
