@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 from conftest import ROOT
+from tender._vcpu import ffi, lib
 from test_abi_header import py_offsets
 
-from tender._vcpu import ffi, lib
 from tender.kvm import binstats, cpuid
 from tender.kvm import ioctls as k
 from tender.kvm.exit_names import EXIT_NAMES
