@@ -54,7 +54,7 @@ def header(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
                               f"sizeof(((struct {cname} *)0)->{fname})"))
     body = [f'printf("\\"{key}\\": %llu, ", (unsigned long long)({expr}));'
             for key, expr in items]
-    for i, name in enumerate(EXIT_NAMES):
+    for name in EXIT_NAMES:
         macro = f"KVM_EXIT_{name.upper()}"
         body += [f"#ifdef {macro}", f'printf("\\"{macro}\\": %llu, ", '
                  f"(unsigned long long)({macro}));", "#endif"]
