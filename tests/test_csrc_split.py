@@ -71,3 +71,28 @@ def test_native_hypercalls_are_counted_once() -> None:
     loop = (CSRC / "vcpu_loop.c").read_text()
     assert loop.count("v->counts[nr]++") == 1
     assert not re.search(r"VL_TALLY\(v,\s*hypercalls", loop)
+
+
+def test_the_native_view_counts_into_the_stats_block() -> None:
+    """native_view(stats=...) makes view.counts the stats block's
+    vcpu.hypercalls (one array, two views); without one, a private array."""
+    from tender._vcpu import ffi
+    from tender.hypercalls import Context
+    from tender.manifest import Manifest
+    from tender.memory import GuestMemory
+    from tender.native import native_view
+
+    mem = GuestMemory(1 << 20, 1 << 20)
+    try:
+        keep: list[object] = []
+        ctx = Context(mem=mem, console_fd=1)
+        stats = ffi.new("struct vl_stats *")
+        v = native_view(mem, Manifest(()), ctx, keep, stats)
+        v.counts[3] += 2
+        assert stats.vcpu.hypercalls[3] == 2 and v.stats == stats
+        alone = native_view(mem, Manifest(()), ctx, keep)
+        alone.counts[3] += 1
+        assert alone.counts[3] == 1 and alone.stats == ffi.NULL
+        assert stats.vcpu.hypercalls[3] == 2
+    finally:
+        mem.close()
