@@ -77,6 +77,7 @@ def test_the_native_view_counts_into_the_stats_block() -> None:
     """native_view(stats=...) makes view.counts the stats block's
     vcpu.hypercalls (one array, two views); without one, a private array."""
     from tender._vcpu import ffi
+
     from tender.hypercalls import Context
     from tender.manifest import Manifest
     from tender.memory import GuestMemory
