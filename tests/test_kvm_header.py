@@ -22,7 +22,7 @@ from conftest import ROOT
 from tender._vcpu import ffi, lib
 from test_abi_header import py_offsets
 
-from tender.kvm import binstats, cpuid
+from tender.kvm import binstats, cpuid, debug
 from tender.kvm import ioctls as k
 from tender.kvm.exit_names import EXIT_NAMES
 
@@ -98,12 +98,13 @@ def test_ioctls_module_numbers_are_the_headers(header: dict[str, int]) -> None:
     names = [n for n, v in vars(k).items() if n.isupper() and isinstance(v, int)]
     assert len(names) > 40
     for name in names:
-        if name in OURS or name.startswith("CPUID_"):
-            continue                 # the two CPUID sizes: checked below
+        if name in OURS or name.startswith("CPUID_") or name == "RUN_DEBUG_EXIT_OFFSET":
+            continue                 # sizes and an offset: checked below
         macro = name if name.startswith("KVM_") else f"KVM_{name}"
         assert getattr(k, name) == header[macro], name
     assert k.CPUID_HEADER_SIZE == header["kvm_cpuid2.entries"]
     assert k.CPUID_ENTRY_SIZE == header["sizeof kvm_cpuid_entry2"]
+    assert k.RUN_DEBUG_EXIT_OFFSET == debug.RUN_EXIT_UNION == header["VK_RUN_DEBUG_ARCH"]
 
 
 def test_exit_names_are_the_headers(header: dict[str, int]) -> None:
@@ -121,11 +122,12 @@ def test_exit_names_are_the_headers(header: dict[str, int]) -> None:
      ("flags", "name_size", "num_desc", "id_offset", "desc_offset", "data_offset"), None),
     (binstats._DESC, "kvm_stats_desc", ("flags", "exponent", "size", "offset", "bucket_size"),
      "kvm_stats_desc.name"),
+    (debug.DEBUG_EXIT, "kvm_debug_exit_arch", ("exception", "pad", "pc", "dr6", "dr7"), None),
 ])
 def test_pure_byte_layouts_are_the_headers(header: dict[str, int], layout: Any, cname: str,
                                            names: tuple[str, ...], size: str | None) -> None:
-    """cpuid.py and binstats.py parse bytes with `struct` (pure, testable
-    without KVM); their formats must be the header's layouts."""
+    """cpuid.py, binstats.py and debug.py parse bytes with `struct` (pure,
+    testable without KVM); their formats must be the header's layouts."""
     assert layout.size == header[size or f"sizeof {cname}"]
     assert py_offsets(layout)[: len(names)] == [header[f"{cname}.{n}"] for n in names]
 
