@@ -97,3 +97,9 @@ def test_the_native_view_counts_into_the_stats_block() -> None:
         assert stats.vcpu.hypercalls[3] == 2
     finally:
         mem.close()
+
+
+def test_only_the_kvm_half_of_csrc_names_kvm() -> None:
+    named = {p.name for p in CSRC.iterdir() if p.is_file()
+             and re.search(r"kvm", p.read_text(), re.IGNORECASE)}
+    assert named == {"vcpu_loop.c", "vl_kvm.h", "kvm.cdef"}
