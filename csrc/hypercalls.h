@@ -20,4 +20,8 @@
  * to Python (VL_FATAL with msg, or VL_EINTR from a blocking call). */
 int vl_serve(struct vl_vcpu *v, uint32_t nr, uint64_t gpa, struct vl_exit *e);
 
+/* Implemented by the backend's run loop: make the vCPU B leave the guest
+ * soon, from any thread (the ring thread, before it sends the kick signal). */
+void vl_backend_stop(struct vl_backend *b);
+
 #endif

@@ -33,14 +33,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <linux/kvm.h>
-#endif
 
 #include "hvt_abi.h"
 #include "hvt_ring.h"
 #include "vl_stats.h"
 #include "vcpu_loop.h"
+#include "hypercalls.h"
 
 /* Bump a live counter of the ring thread (see vl_stats.h). */
 #define TALLY(q, field, n)                                                    \
@@ -71,7 +69,7 @@ struct vl_ring {
 };
 
 /* A fatal error: record it, stop serving the ring, and make the vCPU thread
- * leave KVM_RUN so that vl_run reports it (VL_FATAL) and Python ends the run
+ * leave the guest so that vl_run reports it (VL_FATAL) and Python ends the run
  * the usual way, block devices synced, exit status 1. Nothing is held here
  * (no lock, no allocation), so jumping back to the thread's top is safe. */
 static void die(struct vl_ring *q, const char *fmt, ...)
@@ -85,13 +83,11 @@ static void die(struct vl_ring *q, const char *fmt, ...)
     vsnprintf(q->fail_msg, sizeof q->fail_msg, fmt, ap);
     va_end(ap);
     __atomic_store_n(&q->failed, 1, __ATOMIC_RELEASE);
-    /* Once stopping, the vCPU thread has left KVM_RUN (and may have dropped
+    /* Once stopping, the vCPU thread has left the guest (and may have dropped
      * its kick handler): vl_ring_stop reports the failure after the join. */
     if (q->efd >= 0 && !__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE)) {
-#ifdef __linux__
-        if (q->v.run != NULL)
-            ((struct kvm_run *)q->v.run)->immediate_exit = 1;
-#endif
+        if (q->v.backend != NULL)
+            vl_backend_stop(q->v.backend);
         pthread_kill(q->vcpu_thread, q->kick_signal);
     }
     longjmp(q->bail, 1);        /* inline: back into vl_ring_kick / vl_ring_stop */

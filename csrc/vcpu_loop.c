@@ -23,6 +23,7 @@
 #include "hvt_ring.h"
 #include "vl_stats.h"
 #include "vcpu_loop.h"
+#include "vl_kvm.h"
 #include "hypercalls.h"
 
 #ifndef __linux__
@@ -36,18 +37,32 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
     e->err = ENOSYS;
     return 0;
 }
+
+void vl_backend_stop(struct vl_backend *b)
+{
+    (void)b;
+}
 #else
+/* The ring thread's stop (hypercalls.h): KVM_RUN returns EINTR at once. */
+void vl_backend_stop(struct vl_backend *b)
+{
+    if (b->run != NULL)
+        ((struct kvm_run *)b->run)->immediate_exit = 1;
+}
+
 int vl_run(struct vl_vcpu *v, struct vl_exit *e)
 {
-    struct kvm_run *run = v->run;
+    struct kvm_run *run = v->backend->run;
+    struct vl_kvm_exit *x = &v->backend->exit;
 
     for (;;) {
         memset(e, 0, sizeof *e);
+        memset(x, 0, sizeof *x);
         if (vl_ring_failed(v->ring, e->msg, sizeof e->msg)) {
             e->reason = VL_FATAL;   /* the I/O thread stopped: end the run */
             return 0;
         }
-        if (ioctl(v->vcpufd, KVM_RUN, 0) < 0) {
+        if (ioctl(v->backend->vcpufd, KVM_RUN, 0) < 0) {
             if (errno == EINTR) {
                 VL_TALLY(v, interrupted, 1);
                 run->immediate_exit = 0;
@@ -56,13 +71,12 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
             }
             e->reason = VL_ERRNO;
             e->err = errno;
-            e->kvm_reason = run->exit_reason;
+            x->reason = run->exit_reason;
             return 0;
         }
-        v->exits++;
         VL_TALLY(v, exits[run->exit_reason < VL_EXIT_KINDS ? run->exit_reason
                                                          : VL_EXIT_KINDS - 1], 1);
-        e->kvm_reason = run->exit_reason;
+        x->reason = run->exit_reason;
         switch (run->exit_reason) {
         case KVM_EXIT_IO: {
             uint32_t nr, gpa = 0;
@@ -81,8 +95,7 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
             if (run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 4 &&
                 run->io.port >= HC_PIO_BASE && nr < VL_NR_MAX &&
                 (v->native_mask & (1u << nr))) {
-                v->counts[nr]++;
-                VL_TALLY(v, hypercalls[nr], 1);
+                v->counts[nr]++;    /* the one count; Python reads it as the stats' too */
                 if (vl_serve(v, nr, gpa, e) < 0)
                     return 0;
                 continue;
@@ -91,15 +104,15 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
             return 0;
         }
         case KVM_EXIT_MMIO:
-            e->mmio_addr = run->mmio.phys_addr;
-            e->mmio_len = run->mmio.len;
-            e->mmio_is_write = run->mmio.is_write;
+            x->mmio_addr = run->mmio.phys_addr;
+            x->mmio_len = run->mmio.len;
+            x->mmio_is_write = run->mmio.is_write;
             break;
         case KVM_EXIT_FAIL_ENTRY:
-            e->fail_reason = run->fail_entry.hardware_entry_failure_reason;
+            x->fail_reason = run->fail_entry.hardware_entry_failure_reason;
             break;
         case KVM_EXIT_INTERNAL_ERROR:
-            e->suberror = run->internal.suberror;
+            x->suberror = run->internal.suberror;
             break;
         case KVM_EXIT_X86_RDMSR:
         case KVM_EXIT_X86_WRMSR:
@@ -109,8 +122,8 @@ int vl_run(struct vl_vcpu *v, struct vl_exit *e)
             v->msr_denied++;
             if (!v->report_msr)
                 continue;
-            e->msr_index = run->msr.index;
-            e->msr_data = run->msr.data;
+            x->msr_index = run->msr.index;
+            x->msr_data = run->msr.data;
             break;
         default:
             break;

@@ -1,13 +1,18 @@
-/* Interface of the C vCPU loop: the only declarations cffi sees. */
+/*
+ * Interface of the C side, backend-neutral part: what the hypercall twins
+ * (csrc/hypercalls.c), the ring thread (csrc/ring.c) and Python share. Each
+ * backend's run loop adds its own part in a header of its own. cffi parses
+ * this file as a cdef too: no include guard, no #if.
+ */
 
 #define VL_MAX_DEVICES 64
 #define VL_NR_MAX 16
 
 /* Why vl_run returned to Python. */
 #define VL_IO 1          /* IO exit not handled natively: Python validates it */
-#define VL_EINTR 2       /* KVM_RUN or a blocking call was interrupted */
-#define VL_ERRNO 3       /* KVM_RUN failed; err holds errno */
-#define VL_EXIT 4        /* another KVM exit; kvm_reason and detail fields set */
+#define VL_EINTR 2       /* the vCPU run or a blocking call was interrupted */
+#define VL_ERRNO 3       /* running the vCPU failed; err holds errno */
+#define VL_EXIT 4        /* another exit: the backend's part says which */
 #define VL_FATAL 5       /* a native handler met a fatal condition; see msg */
 
 #define VL_DEV_NONE 0
@@ -16,6 +21,7 @@
 
 struct vl_ring;     /* csrc/ring.c */
 struct vl_stats;    /* csrc/vl_stats.h: live counters, owned by Python */
+struct vl_backend;  /* the backend's part of a vCPU, opaque here */
 
 struct vl_device {
     int kind;
@@ -25,8 +31,7 @@ struct vl_device {
 };
 
 struct vl_vcpu {
-    int vcpufd;
-    void *run;                   /* the vCPU's struct kvm_run mapping */
+    struct vl_backend *backend;  /* the backend's vCPU; the ring thread stops it */
     uint8_t *mem;                /* host address of guest-physical 0 */
     uint64_t mem_size;           /* guest-visible size M; bound of every check */
     uint64_t write_floor;        /* host writes on the guest's behalf start here */
@@ -37,8 +42,8 @@ struct vl_vcpu {
     struct vl_ring *ring;        /* the net ring's I/O thread, or NULL */
     uint32_t n_devices;
     struct vl_device devices[VL_MAX_DEVICES];
-    uint64_t counts[VL_NR_MAX];  /* hypercalls served natively, by nr */
-    uint64_t exits;              /* KVM_RUN returns */
+    uint64_t *counts;            /* [VL_NR_MAX] served natively, by nr: the stats
+                                    block's vcpu.hypercalls when there is one */
     uint32_t report_msr;         /* also return refused MSR accesses to Python */
     uint64_t msr_denied;         /* RDMSR/WRMSR the MSR filter refused (#GP) */
     struct vl_stats *stats;      /* live counters, or NULL */
@@ -46,35 +51,26 @@ struct vl_vcpu {
 
 struct vl_exit {
     uint32_t reason;             /* VL_* */
-    uint32_t kvm_reason;         /* kvm_run.exit_reason */
     int err;
     uint16_t port;
     uint8_t size;
     uint8_t direction;
     uint32_t data;               /* first 4 bytes of IO data: the argument GPA */
-    uint64_t mmio_addr;
-    uint32_t mmio_len;
-    uint8_t mmio_is_write;
-    uint32_t suberror;
-    uint64_t fail_reason;
     char msg[256];
-    uint32_t msr_index;          /* KVM_EXIT_X86_RDMSR/WRMSR (already refused) */
-    uint64_t msr_data;           /* the value a WRMSR tried to write */
 };
 
+/* vl_run: implemented by the backend's run loop. */
 int vl_run(struct vl_vcpu *v, struct vl_exit *e);
 int vl_check(const struct vl_vcpu *v, uint64_t gpa, uint64_t sz);
 int vl_check_write(const struct vl_vcpu *v, uint64_t gpa, uint64_t sz);
-int vl_install_kick(void *run, int signum);
-void vl_clear_kick(void);
 int vl_mprotect(void *addr, size_t len, int prot);
 
 /* Ring I/O thread (csrc/ring.c, HVT_SPEC.md 5). vl_ring_start copies V (the
- * bounds, read-only ranges, devices and run area), zeroes the ring at
+ * bounds, read-only ranges, devices and backend part), zeroes the ring at
  * RING_GPA and returns once the thread runs, or NULL with ERR set. The
  * calling thread is taken to be the one that will run the vCPU: on a fatal
  * error the I/O thread records the message, stops serving, and kicks that
- * thread (immediate_exit + KICK_SIGNAL); vl_run then returns VL_FATAL with
+ * thread (vl_backend_stop + KICK_SIGNAL); vl_run then returns VL_FATAL with
  * the message. vl_ring_stop sets the stop flag, kicks EFD, joins, copies a
  * failure message (the thread's, final drain included) to MSG and frees; it
  * returns 1 when the thread failed. The caller closes EFD. */

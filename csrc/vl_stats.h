@@ -12,7 +12,7 @@
  */
 #define VL_STATS_NR 16          /* hypercall numbers, as VL_NR_MAX */
 #define VL_STATS_DEVICES 64     /* manifest handles, as VL_MAX_DEVICES */
-#define VL_EXIT_KINDS 64        /* kvm_run.exit_reason; the last slot: any larger */
+#define VL_EXIT_KINDS 64        /* the backend's exit reasons; the last slot: any larger */
 
 struct vl_dev_counters {
     uint64_t rd_ops, rd_bytes, rd_errors;   /* block read / net rx */
@@ -22,9 +22,9 @@ struct vl_dev_counters {
 };
 
 struct vl_counters {
-    uint64_t hypercalls[VL_STATS_NR];       /* served in C, by number */
-    uint64_t exits[VL_EXIT_KINDS];          /* KVM_RUN returns, by exit_reason */
-    uint64_t interrupted;                   /* KVM_RUN returned EINTR */
+    uint64_t hypercalls[VL_STATS_NR];       /* served in C, by number (vl_vcpu.counts) */
+    uint64_t exits[VL_EXIT_KINDS];          /* vCPU runs ended, by exit reason */
+    uint64_t interrupted;                   /* a vCPU run was interrupted (EINTR) */
     uint64_t bad_handle;                    /* requests naming no such device */
     uint64_t ring_kicks;                    /* ring thread woken by the guest */
     struct vl_dev_counters dev[VL_STATS_DEVICES];

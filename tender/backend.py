@@ -117,8 +117,9 @@ class RunBackend(Backend, Protocol):
         ...
 
     @property
-    def run_area(self) -> Any:
-        """The vCPU's shared run page, which the ring thread's kick reaches."""
+    def native_part(self) -> Any:
+        """The vCPU's backend part of the C view (`struct vl_backend *`,
+        opaque to the core): the ring thread stops the vCPU through it."""
         ...
 
     def ring_kick(self) -> Callable[[int], None] | None:

@@ -16,12 +16,21 @@ NATIVE_CAPABLE = modules.native_capable()
 
 
 def native_view(mem: GuestMemory, manifest: mft.Manifest, ctx: Context,
-                keep: list[Any]) -> Any:
+                keep: list[Any], stats: Any = None) -> Any:
     """A `struct vl_vcpu *` with what the C code needs to check guest
-    addresses and reach devices. The backend fills in its vCPU fields."""
+    addresses and reach devices. The backend fills in its vCPU part.
+    `stats`: the run's live `struct vl_stats *`, whose vcpu.hypercalls is
+    then the one count of natively served hypercalls (view.counts)."""
     from tender._vcpu import ffi, lib
 
     v = ffi.new("struct vl_vcpu *")
+    if stats is None:
+        counts = ffi.new("uint64_t[]", lib.VL_NR_MAX)
+        keep.append(counts)
+        v.counts = counts
+    else:
+        v.stats = stats
+        v.counts = stats.vcpu.hypercalls
     v.mem = ffi.cast("uint8_t *", mem.host_address)
     v.mem_size = mem.size
     v.write_floor = mem.write_floor

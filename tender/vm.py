@@ -411,17 +411,16 @@ class Tender:
         nothing in Python could observe (or be the reference for) it."""
         if not self._native() or not self.config.net_ring or self._icpt.intercepted & RING_CALLS:
             return None
-        from tender._vcpu import ffi
         with _loading("the net ring module"):
             from tender.devices.ring import NetRing
 
-        view = native_view(mem, manifest, ctx, self._keep)
-        view.stats = self._live.c if self._live is not None else ffi.NULL
+        view = native_view(mem, manifest, ctx, self._keep,
+                           self._live.c if self._live is not None else None)
         if backend.kick_mode is KickMode.EXIT:     # no ioeventfd: the loop kicks
             ring = NetRing.start_piped(view, mem_size.ring_base, STOP_SIGNAL, self._diag)
         else:
             ring = NetRing.start(backend.ring_kick(), view, mem_size.ring_base,
-                                 backend.run_area, STOP_SIGNAL, self._diag)
+                                 backend.native_part, STOP_SIGNAL, self._diag)
         if ring is not None:
             self._ring = ring
             self._closers.append(ring.stop)
@@ -431,10 +430,9 @@ class Tender:
 
     # --- step 14: the vCPU loop ---------------------------------------------
     def _loop(self, backend: RunBackend, vm: RunningVm, table: dict[int, Handler]) -> Outcome:
-        v = native_view(vm.mem, vm.manifest, vm.ctx, self._keep)
         live = self._live
         assert live is not None     # _run made it
-        v.stats = live.c
+        v = native_view(vm.mem, vm.manifest, vm.ctx, self._keep, live.c)
         if self._ring is not None:
             v.ring = self._ring.handle
         if self._native():

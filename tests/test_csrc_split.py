@@ -46,3 +46,60 @@ def test_abi_users_include_the_header_and_keep_no_copy() -> None:
 def test_the_build_compiles_both_halves() -> None:
     build = (ROOT / "tender" / "_build.py").read_text()
     assert '"csrc/hypercalls.c"' in build and '"csrc/vcpu_loop.c"' in build
+
+
+# Backend-neutral C: the twins, the ring thread and the interface they share.
+# The KVM loop's part of the interface is csrc/vl_kvm.h, which they never see.
+NEUTRAL = ("hypercalls.c", "hypercalls.h", "ring.c", "vcpu_loop.h", "vl_stats.h")
+
+
+def test_backend_neutral_c_names_nothing_of_kvm() -> None:
+    for name in NEUTRAL:
+        text = (CSRC / name).read_text()
+        assert not re.search(r"kvm|immediate_exit|vcpufd", text, re.IGNORECASE), name
+
+
+def test_the_kvm_part_of_the_interface_is_the_kvm_loops() -> None:
+    users = [p.name for p in sorted(CSRC.glob("*.[ch]")) if '#include "vl_kvm.h"' in p.read_text()]
+    assert users == ["vcpu_loop.c"]
+    assert "void vl_backend_stop(struct vl_backend *b)" in (CSRC / "vcpu_loop.c").read_text()
+
+
+def test_native_hypercalls_are_counted_once() -> None:
+    """v->counts is the one counter (the stats block's vcpu.hypercalls when
+    there is one); nothing bumps the stats' copy beside it."""
+    loop = (CSRC / "vcpu_loop.c").read_text()
+    assert loop.count("v->counts[nr]++") == 1
+    assert not re.search(r"VL_TALLY\(v,\s*hypercalls", loop)
+
+
+def test_the_native_view_counts_into_the_stats_block() -> None:
+    """native_view(stats=...) makes view.counts the stats block's
+    vcpu.hypercalls (one array, two views); without one, a private array."""
+    from tender._vcpu import ffi
+
+    from tender.hypercalls import Context
+    from tender.manifest import Manifest
+    from tender.memory import GuestMemory
+    from tender.native import native_view
+
+    mem = GuestMemory(1 << 20, 1 << 20)
+    try:
+        keep: list[object] = []
+        ctx = Context(mem=mem, console_fd=1)
+        stats = ffi.new("struct vl_stats *")
+        v = native_view(mem, Manifest(()), ctx, keep, stats)
+        v.counts[3] += 2
+        assert stats.vcpu.hypercalls[3] == 2 and v.stats == stats
+        alone = native_view(mem, Manifest(()), ctx, keep)
+        alone.counts[3] += 1
+        assert alone.counts[3] == 1 and alone.stats == ffi.NULL
+        assert stats.vcpu.hypercalls[3] == 2
+    finally:
+        mem.close()
+
+
+def test_only_the_kvm_half_of_csrc_names_kvm() -> None:
+    named = {p.name for p in CSRC.iterdir() if p.is_file()
+             and re.search(r"kvm", p.read_text(), re.IGNORECASE)}
+    assert named == {"vcpu_loop.c", "vl_kvm.h", "kvm.cdef"}

@@ -132,9 +132,7 @@ class BhyveBackend:
         from tender._vcpu import ffi, lib
 
         view, e = self._view, self._vl_exit
-        view.counts[hc.nr] += 1
-        if view.stats != ffi.NULL:
-            view.stats.vcpu.hypercalls[hc.nr] += 1
+        view.counts[hc.nr] += 1     # the stats block's array when there is one
         if lib.vl_serve(view, hc.nr, hc.gpa, e) == 0:
             return None
         if e.reason == lib.VL_FATAL:
@@ -167,8 +165,9 @@ class BhyveBackend:
         return BhyveStatsView()
 
     @property
-    def run_area(self) -> None:
-        """vmm has no shared run page: a ring failure is noticed by run()."""
+    def native_part(self) -> None:
+        """No C vCPU part (the loop is Python's): a ring failure is noticed
+        by run(), not by stopping a C loop."""
         return None
 
     def ring_kick(self) -> None:

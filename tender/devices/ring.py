@@ -53,12 +53,14 @@ class RingStats:
 class NetRing:
     """A running I/O thread. `stop()` is idempotent (halt hook + teardown)."""
 
-    def __init__(self, handle: Any, efd: int, run_buf: Any,
+    def __init__(self, handle: Any, efd: int, vcpu_part: Any,
                  pipe: PipeKick | None = None) -> None:
         # efd -1: inline mode (no thread; the run loop serves the kicks)
         self._handle = handle
         self._efd = efd
-        self._run_buf = run_buf     # the vCPU run area the thread may kick, or NULL
+        # The backend's vCPU part the thread may stop (None: the host has
+        # none, as on bhyve); the run closes the backend only after stop().
+        self._vcpu_part = vcpu_part
         self._pipe = pipe           # kick-by-exit hosts: the thread reads its read end
         self.stats: RingStats | None = None
 
@@ -68,7 +70,7 @@ class NetRing:
         register_kick: Callable[[int], None] | None,
         view: Any,
         ring_gpa: int,
-        run_area: Any,
+        vcpu_part: Any,
         kick_signal: int,
         warn: Callable[[str], None],
     ) -> NetRing | None:
@@ -76,14 +78,15 @@ class NetRing:
         efd in the kernel (KVM_IOEVENTFD); None when the hypervisor has no
         such thing. `view` is a filled `struct vl_vcpu *` (bounds, read-only
         ranges, devices). Must be called on the thread that will run the
-        vCPU (`run_area`): on a fatal error the I/O thread makes that thread
-        leave KVM_RUN with `kick_signal`. Returns None (after a warning) when
-        the ring cannot run. Inline mode (see ring_mode) needs no eventfd
-        and no thread: the guest's kicks exit to vl_run, which serves them."""
+        vCPU (`vcpu_part`: the backend's `struct vl_backend *`): on a fatal
+        error the I/O thread stops that vCPU and sends the thread
+        `kick_signal`. Returns None (after a warning) when the ring cannot
+        run. Inline mode (see ring_mode) needs no eventfd and no thread: the
+        guest's kicks exit to vl_run, which serves them."""
         if register_kick is None:
             return None     # no KVM_CAP_IOEVENTFD: no ring, silently (spec 5.1)
         if ring_mode() == "inline":
-            return cls._start(view, ring_gpa, -1, run_area, kick_signal, warn)
+            return cls._start(view, ring_gpa, -1, vcpu_part, kick_signal, warn)
         try:
             efd = os.eventfd(0, os.EFD_CLOEXEC)
         except OSError as exc:
@@ -95,7 +98,7 @@ class NetRing:
             os.close(efd)
             warn(f"KVM_IOEVENTFD failed ({exc}), falling back to hypercalls")
             return None
-        return cls._start(view, ring_gpa, efd, run_area, kick_signal, warn)
+        return cls._start(view, ring_gpa, efd, vcpu_part, kick_signal, warn)
 
     @classmethod
     def start_piped(cls, view: Any, ring_gpa: int, kick_signal: int,
@@ -135,18 +138,15 @@ class NetRing:
         lib.vl_ring_kick(self._handle)
 
     @classmethod
-    def _start(cls, view: Any, ring_gpa: int, efd: int, run_area: Any, kick_signal: int,
+    def _start(cls, view: Any, ring_gpa: int, efd: int, vcpu_part: Any, kick_signal: int,
                warn: Callable[[str], None]) -> NetRing | None:
-        """`run_area` None: the host has no shared run page to flag."""
+        """`vcpu_part` None: the host has no vCPU part to stop (bhyve)."""
         from tender._vcpu import ffi, lib
 
         err = ffi.new("char[]", 256)
-        run_buf = ffi.NULL if run_area is None else ffi.from_buffer(run_area)
-        view.run = run_buf
+        view.backend = ffi.NULL if vcpu_part is None else vcpu_part
         handle = lib.vl_ring_start(view, ring_gpa, efd, kick_signal, err, 256)
         if handle == ffi.NULL:
-            if run_buf != ffi.NULL:
-                ffi.release(run_buf)
             # The ioeventfd stays registered with the eventfd; nobody reads
             # it, which is harmless: the guest will never kick (no feature).
             warn(f"could not start the net I/O thread: "
@@ -154,7 +154,7 @@ class NetRing:
             if efd >= 0:
                 os.close(efd)
             return None
-        return cls(handle, efd, run_buf)
+        return cls(handle, efd, vcpu_part)
 
     @property
     def handle(self) -> Any:
@@ -182,8 +182,7 @@ class NetRing:
         if self._pipe is not None:
             self._pipe.close()
             self._pipe = None
-        if self._run_buf != ffi.NULL:
-            ffi.release(self._run_buf)
+        self._vcpu_part = None
         if failed:
             text = ffi.string(msg).decode(errors="replace")
             raise (GuestFault if text.startswith("Invalid guest") else DeviceError)(text)

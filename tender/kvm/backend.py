@@ -106,7 +106,6 @@ class KvmBackend:
         self._vcpu: VcpuFd | None = None
         self._alloc = 0
         self._view: Any = None
-        self._run_buf: Any = None
         self._exit: Any = None
 
     # --- Backend ------------------------------------------------------------
@@ -166,9 +165,10 @@ class KvmBackend:
                 # Hardware KVM: a guest write to a host-read-only page.
                 return GuestWrite(None)
             raise KvmError(f"KVM: ioctl (RUN) failed: {os.strerror(e.err)}")
-        return KvmExit(int(e.kvm_reason), int(e.suberror), int(e.fail_reason),
-                       int(e.mmio_addr), bool(e.mmio_is_write), int(e.msr_index),
-                       int(e.msr_data))
+        x = self._view.backend.exit
+        return KvmExit(int(x.reason), int(x.suberror), int(x.fail_reason),
+                       int(x.mmio_addr), bool(x.mmio_is_write), int(x.msr_index),
+                       int(x.msr_data))
 
     def close(self) -> None:
         self.leave()
@@ -188,8 +188,10 @@ class KvmBackend:
         return KvmDebugView(self._need_vcpu())
 
     @property
-    def run_area(self) -> mmap.mmap:
-        return self._need_vcpu().run_area
+    def native_part(self) -> Any:
+        """vCPU 0's `struct vl_backend *`: its fd and kvm_run page for the C
+        loop, and for the ring thread's stop (immediate_exit)."""
+        return self._need_vcpu().native_part
 
     def stats_view(self) -> KvmStatsView:
         """KVM_GET_STATS_FD of the VM and vCPU fds (tender/kvm/binstats.py)."""
@@ -209,26 +211,23 @@ class KvmBackend:
     def enter(self, view: Any, signals: tuple[int, ...], observed: bool = False) -> None:
         from tender._vcpu import ffi, lib
 
-        vcpu = self._need_vcpu()
+        part = self._need_vcpu().native_part
         view.report_msr = observed      # a trace records each refused MSR access
-        self._run_buf = ffi.from_buffer(vcpu.run_area)
-        view.vcpufd = vcpu.fd
-        view.run = self._run_buf
+        view.backend = part
         self._view = view
         self._exit = ffi.new("struct vl_exit *")
         for sig in signals:
             # The handler sets kvm_run.immediate_exit: KVM_RUN returns EINTR
             # even when the signal lands just before the guest enters.
-            lib.vl_install_kick(self._run_buf, sig)
+            lib.vl_install_kick(part.run, sig)
 
     def leave(self) -> None:
-        if self._run_buf is None:
+        if self._view is None:
             return
-        from tender._vcpu import ffi, lib
+        from tender._vcpu import lib
 
         lib.vl_clear_kick()
-        ffi.release(self._run_buf)
-        self._run_buf = self._view = None
+        self._view = None
 
     def exit_error(self, exit: Exit) -> TenderError:
         if isinstance(exit, Fatal):

@@ -16,9 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-GET_STATS_FD = 0xAECE           # _IO(KVMIO, 0xce)
-CAP_BINARY_STATS_FD = 203
+from tender.kvm.ioctls import GET_STATS_FD
 
+# struct kvm_stats_header / kvm_stats_desc (before its name), as the fd's
+# bytes are parsed without the compiled module; test_kvm_header holds them
+# to <linux/kvm.h>.
 _HEADER = struct.Struct("<6I")  # flags name_size num_desc id_offset desc_offset data_offset
 _DESC = struct.Struct("<IhHII")  # flags exponent size offset bucket_size, then the name
 MAX_DESCRIPTORS = 4096          # a sanity bound: real kernels have < 100

@@ -25,12 +25,14 @@ from tender.kvm.backend import KvmExit
 from tender.kvm.vcpu import VcpuFd
 from tender.memory import GuestMemory
 
-EXC_DB = 1
+EXC_DB = 1                         # x86 exception vectors
 EXC_BP = 3
-INTERNAL_ERROR_EMULATION = 1       # kvm_run.internal.suberror
-# struct kvm_debug_exit_arch inside kvm_run's exit union (offset 32)
-DEBUG_EXIT = struct.Struct("<IIQQQ")      # exception pad pc dr6 dr7
-RUN_EXIT_UNION = 32
+INTERNAL_ERROR_EMULATION = k.INTERNAL_ERROR_EMULATION      # kvm_run.internal.suberror
+# struct kvm_debug_exit_arch (exception pad pc dr6 dr7), parsed from the run
+# page's bytes; test_kvm_header holds the format to <linux/kvm.h>, and its
+# offset inside kvm_run's anonymous exit union is the compiler's.
+DEBUG_EXIT = struct.Struct("<IIQQQ")
+RUN_EXIT_UNION = k.RUN_DEBUG_EXIT_OFFSET
 _REG_NAMES = (*GPR_NAMES, "rip", "rflags")
 
 

@@ -1,201 +1,122 @@
-"""KVM ioctl numbers and the C struct layouts they take (x86_64)."""
+"""KVM ioctl numbers, constants and struct buffers, all from <linux/kvm.h>.
+
+Nothing here is written by hand: the numbers are the kernel header's, filled
+in by the C compiler when tender._vcpu is built (csrc/kvm.cdef, cffi API
+mode), and the structs are cffi buffers of the header's own layouts."""
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
+from typing import Any
 
+from tender._vcpu import ffi, lib
 from tender.errors import KvmError
 
-KVM_API_VERSION = 12
+# A cffi `struct kvm_* *` (mypy sees cffi data as Any).
+Struct = Any
 
-GET_API_VERSION = 0xAE00
-CREATE_VM = 0xAE01
-CHECK_EXTENSION = 0xAE03
-GET_VCPU_MMAP_SIZE = 0xAE04
-GET_SUPPORTED_CPUID = 0xC008AE05
-CREATE_VCPU = 0xAE41
-SET_USER_MEMORY_REGION = 0x4020AE46
-IOEVENTFD = 0x4040AE79
-RUN = 0xAE80
-GET_REGS = 0x8090AE81
-SET_REGS = 0x4090AE82
-GET_SREGS = 0x8138AE83
-SET_SREGS = 0x4138AE84
-SET_CPUID2 = 0x4008AE90
-GET_FPU = 0x81A0AE8C
-SET_FPU = 0x41A0AE8D
-SET_GUEST_DEBUG = 0x4048AE9B
-GET_TSC_KHZ = 0xAEA3
-ENABLE_CAP = 0x4068AEA3
-X86_SET_MSR_FILTER = 0x4188AEC6
+KVM_API_VERSION: int = lib.KVM_API_VERSION
 
-CAP_USER_MEMORY = 3
-CAP_IOEVENTFD = 36
-CAP_GET_TSC_KHZ = 61
-CAP_SET_GUEST_DEBUG2 = 195   # returns the supported GUESTDBG_* flags
-CAP_READONLY_MEM = 81
-CAP_X86_USER_SPACE_MSR = 188
-CAP_X86_MSR_FILTER = 189
+GET_API_VERSION: int = lib.KVM_GET_API_VERSION
+CREATE_VM: int = lib.KVM_CREATE_VM
+CHECK_EXTENSION: int = lib.KVM_CHECK_EXTENSION
+GET_VCPU_MMAP_SIZE: int = lib.KVM_GET_VCPU_MMAP_SIZE
+GET_SUPPORTED_CPUID: int = lib.KVM_GET_SUPPORTED_CPUID
+CREATE_VCPU: int = lib.KVM_CREATE_VCPU
+SET_USER_MEMORY_REGION: int = lib.KVM_SET_USER_MEMORY_REGION
+IOEVENTFD: int = lib.KVM_IOEVENTFD
+RUN: int = lib.KVM_RUN
+GET_REGS: int = lib.KVM_GET_REGS
+SET_REGS: int = lib.KVM_SET_REGS
+GET_SREGS: int = lib.KVM_GET_SREGS
+SET_SREGS: int = lib.KVM_SET_SREGS
+SET_CPUID2: int = lib.KVM_SET_CPUID2
+GET_FPU: int = lib.KVM_GET_FPU
+SET_FPU: int = lib.KVM_SET_FPU
+SET_GUEST_DEBUG: int = lib.KVM_SET_GUEST_DEBUG
+GET_TSC_KHZ: int = lib.KVM_GET_TSC_KHZ
+ENABLE_CAP: int = lib.KVM_ENABLE_CAP
+X86_SET_MSR_FILTER: int = lib.KVM_X86_SET_MSR_FILTER
+GET_STATS_FD: int = lib.KVM_GET_STATS_FD
 
-MSR_EXIT_REASON_FILTER = 1 << 2     # KVM_CAP_X86_USER_SPACE_MSR args[0]
-MSR_FILTER_DEFAULT_DENY = 1
-MSR_FILTER_READ = 1
-MSR_FILTER_WRITE = 2
-MSR_FILTER_MAX_RANGES = 16
+CAP_USER_MEMORY: int = lib.KVM_CAP_USER_MEMORY
+CAP_IOEVENTFD: int = lib.KVM_CAP_IOEVENTFD
+CAP_GET_TSC_KHZ: int = lib.KVM_CAP_GET_TSC_KHZ
+CAP_READONLY_MEM: int = lib.KVM_CAP_READONLY_MEM
+CAP_X86_USER_SPACE_MSR: int = lib.KVM_CAP_X86_USER_SPACE_MSR
+CAP_X86_MSR_FILTER: int = lib.KVM_CAP_X86_MSR_FILTER
 
-MEM_READONLY = 2             # kvm_userspace_memory_region.flags
+MSR_EXIT_REASON_FILTER: int = lib.KVM_MSR_EXIT_REASON_FILTER   # USER_SPACE_MSR args[0]
+MSR_FILTER_DEFAULT_DENY: int = lib.KVM_MSR_FILTER_DEFAULT_DENY
+MSR_FILTER_READ: int = lib.KVM_MSR_FILTER_READ
+MSR_FILTER_WRITE: int = lib.KVM_MSR_FILTER_WRITE
+MSR_FILTER_MAX_RANGES: int = lib.KVM_MSR_FILTER_MAX_RANGES
+
+MEM_READONLY: int = lib.KVM_MEM_READONLY          # kvm_userspace_memory_region.flags
+IOEVENTFD_FLAG_PIO: int = lib.KVM_IOEVENTFD_FLAG_PIO
 
 # kvm_guest_debug.control
-GUESTDBG_ENABLE = 0x1
-GUESTDBG_SINGLESTEP = 0x2
-GUESTDBG_USE_SW_BP = 0x10000
-GUESTDBG_USE_HW_BP = 0x20000
+GUESTDBG_ENABLE: int = lib.KVM_GUESTDBG_ENABLE
+GUESTDBG_SINGLESTEP: int = lib.KVM_GUESTDBG_SINGLESTEP
+GUESTDBG_USE_SW_BP: int = lib.KVM_GUESTDBG_USE_SW_BP
+GUESTDBG_USE_HW_BP: int = lib.KVM_GUESTDBG_USE_HW_BP
 
-IOEVENTFD_FLAG_PIO = 2
+INTERNAL_ERROR_EMULATION: int = lib.KVM_INTERNAL_ERROR_EMULATION   # kvm_run.internal.suberror
+# Where kvm_run's KVM_EXIT_DEBUG part (struct kvm_debug_exit_arch) starts.
+RUN_DEBUG_EXIT_OFFSET: int = lib.VK_RUN_DEBUG_ARCH
 
-EXIT_IO = 2
-EXIT_DEBUG = 4
-EXIT_HLT = 5
-EXIT_MMIO = 6
-EXIT_SHUTDOWN = 8
-EXIT_FAIL_ENTRY = 9
-EXIT_INTERNAL_ERROR = 17
-EXIT_X86_RDMSR = 29
-EXIT_X86_WRMSR = 30
-EXIT_MEMORY_FAULT = 39
+EXIT_DEBUG: int = lib.KVM_EXIT_DEBUG
+EXIT_MMIO: int = lib.KVM_EXIT_MMIO
+EXIT_FAIL_ENTRY: int = lib.KVM_EXIT_FAIL_ENTRY
+EXIT_INTERNAL_ERROR: int = lib.KVM_EXIT_INTERNAL_ERROR
+EXIT_X86_RDMSR: int = lib.KVM_EXIT_X86_RDMSR
+EXIT_X86_WRMSR: int = lib.KVM_EXIT_X86_WRMSR
 
-CPUID_MAX_ENTRIES = 100
-
-
-class Regs(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_uint64)
-        for name in (
-            "rax rbx rcx rdx rsi rdi rsp rbp r8 r9 r10 r11 r12 r13 r14 r15 rip rflags".split()
-        )
-    ]
+CPUID_MAX_ENTRIES = 100       # our choice: room asked of KVM_GET_SUPPORTED_CPUID
+CPUID_HEADER_SIZE: int = ffi.offsetof("struct kvm_cpuid2", "entries")
+CPUID_ENTRY_SIZE: int = ffi.sizeof("struct kvm_cpuid_entry2")
 
 
-class Segment(ctypes.Structure):
-    _fields_ = [
-        ("base", ctypes.c_uint64),
-        ("limit", ctypes.c_uint32),
-        ("selector", ctypes.c_uint16),
-        ("type", ctypes.c_uint8),
-        ("present", ctypes.c_uint8),
-        ("dpl", ctypes.c_uint8),
-        ("db", ctypes.c_uint8),
-        ("s", ctypes.c_uint8),
-        ("l", ctypes.c_uint8),
-        ("g", ctypes.c_uint8),
-        ("avl", ctypes.c_uint8),
-        ("unusable", ctypes.c_uint8),
-        ("padding", ctypes.c_uint8),
-    ]
+def new(ctype: str, init: object = None) -> Struct:
+    """A zeroed `struct kvm_*` (e.g. new("kvm_regs")), optionally initialised
+    like ffi.new (a dict of fields)."""
+    return ffi.new(f"struct {ctype} *", init)
 
 
-class DTable(ctypes.Structure):
-    _fields_ = [
-        ("base", ctypes.c_uint64),
-        ("limit", ctypes.c_uint16),
-        ("padding", ctypes.c_uint16 * 3),
-    ]
+# The constructors the ctypes classes had, kept for the debug code.
+def Regs() -> Struct:
+    return new("kvm_regs")
 
 
-class Sregs(ctypes.Structure):
-    _fields_ = [
-        ("cs", Segment), ("ds", Segment), ("es", Segment), ("fs", Segment),
-        ("gs", Segment), ("ss", Segment), ("tr", Segment), ("ldt", Segment),
-        ("gdt", DTable), ("idt", DTable),
-        ("cr0", ctypes.c_uint64), ("cr2", ctypes.c_uint64), ("cr3", ctypes.c_uint64),
-        ("cr4", ctypes.c_uint64), ("cr8", ctypes.c_uint64), ("efer", ctypes.c_uint64),
-        ("apic_base", ctypes.c_uint64),
-        ("interrupt_bitmap", ctypes.c_uint64 * 4),
-    ]
+def Sregs() -> Struct:
+    return new("kvm_sregs")
 
 
-class Fpu(ctypes.Structure):
-    _fields_ = [
-        ("fpr", (ctypes.c_uint8 * 16) * 8),
-        ("fcw", ctypes.c_uint16),
-        ("fsw", ctypes.c_uint16),
-        ("ftwx", ctypes.c_uint8),
-        ("pad1", ctypes.c_uint8),
-        ("last_opcode", ctypes.c_uint16),
-        ("last_ip", ctypes.c_uint64),
-        ("last_dp", ctypes.c_uint64),
-        ("xmm", (ctypes.c_uint8 * 16) * 16),
-        ("mxcsr", ctypes.c_uint32),
-        ("pad2", ctypes.c_uint32),
-    ]
+def Fpu() -> Struct:
+    return new("kvm_fpu")
 
 
-class UserMemoryRegion(ctypes.Structure):
-    _fields_ = [
-        ("slot", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("guest_phys_addr", ctypes.c_uint64),
-        ("memory_size", ctypes.c_uint64),
-        ("userspace_addr", ctypes.c_uint64),
-    ]
+class GuestDebug:
+    """struct kvm_guest_debug with its arch part's `debugreg` (DR0-DR7) at
+    the top, where the debug code has always found it."""
 
+    __slots__ = ("struct",)
 
-class IoEventFd(ctypes.Structure):
-    _fields_ = [
-        ("datamatch", ctypes.c_uint64),
-        ("addr", ctypes.c_uint64),
-        ("len", ctypes.c_uint32),
-        ("fd", ctypes.c_int32),
-        ("flags", ctypes.c_uint32),
-        ("pad", ctypes.c_uint8 * 36),
-    ]
+    def __init__(self) -> None:
+        self.struct = new("kvm_guest_debug")
 
+    @property
+    def control(self) -> int:
+        return int(self.struct.control)
 
-class GuestDebug(ctypes.Structure):
-    _fields_ = [
-        ("control", ctypes.c_uint32),
-        ("pad", ctypes.c_uint32),
-        ("debugreg", ctypes.c_uint64 * 8),
-    ]
+    @control.setter
+    def control(self, value: int) -> None:
+        self.struct.control = value
 
-
-class EnableCap(ctypes.Structure):
-    _fields_ = [
-        ("cap", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("args", ctypes.c_uint64 * 4),
-        ("pad", ctypes.c_uint8 * 64),
-    ]
-
-
-class MsrFilterRange(ctypes.Structure):
-    _fields_ = [
-        ("flags", ctypes.c_uint32),
-        ("nmsrs", ctypes.c_uint32),
-        ("base", ctypes.c_uint32),
-        ("bitmap", ctypes.c_void_p),     # 1 bit per MSR from base: 1 = allowed
-    ]
-
-
-class MsrFilter(ctypes.Structure):
-    _fields_ = [
-        ("flags", ctypes.c_uint32),
-        ("ranges", MsrFilterRange * MSR_FILTER_MAX_RANGES),
-    ]
-
-
-CPUID_ENTRY_SIZE = 40
-CPUID_HEADER_SIZE = 8
-
-assert ctypes.sizeof(Regs) == 0x90
-assert ctypes.sizeof(Sregs) == 0x138
-assert ctypes.sizeof(Fpu) == 0x1A0
-assert ctypes.sizeof(UserMemoryRegion) == 0x20
-assert ctypes.sizeof(IoEventFd) == 0x40
-assert ctypes.sizeof(GuestDebug) == 0x48
-assert ctypes.sizeof(EnableCap) == 0x68
-assert ctypes.sizeof(MsrFilterRange) == 24 and ctypes.sizeof(MsrFilter) == 392
+    @property
+    def debugreg(self) -> Any:
+        """`__u64[8]`, indexable and settable in place."""
+        return self.struct.arch.debugreg
 
 
 def ioctl_int(fd: int, request: int, arg: int, name: str) -> int:
@@ -206,9 +127,11 @@ def ioctl_int(fd: int, request: int, arg: int, name: str) -> int:
         raise KvmError(f"KVM: ioctl ({name}) failed: {exc.strerror}") from None
 
 
-def ioctl_buf(fd: int, request: int, buf: ctypes.Structure | bytearray, name: str) -> int:
-    """An ioctl on a mutable struct buffer; failure is a KvmError."""
+def ioctl_buf(fd: int, request: int, buf: Struct | bytearray, name: str) -> int:
+    """An ioctl on a struct (a cffi `struct kvm_* *`, or a bytearray holding
+    one); the kernel reads and writes it in place. Failure is a KvmError."""
+    target = buf if isinstance(buf, bytearray) else ffi.buffer(buf)
     try:
-        return int(fcntl.ioctl(fd, request, buf, True))
+        return int(fcntl.ioctl(fd, request, target, True))
     except OSError as exc:
         raise KvmError(f"KVM: ioctl ({name}) failed: {exc.strerror}") from None

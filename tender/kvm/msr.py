@@ -8,7 +8,6 @@ are not filtered, so the tender's own set-up needs no entry."""
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 
 from tender.errors import KvmError
@@ -68,13 +67,14 @@ def install(vm: VmFd, allowed: tuple[Allowed, ...] = ALLOWED) -> str | None:
         vm.enable_cap(k.CAP_X86_USER_SPACE_MSR, k.MSR_EXIT_REASON_FILTER)
     except KvmError as exc:
         return f"warning: {exc.message}: guest MSR accesses are not filtered"
-    flt = k.MsrFilter(flags=k.MSR_FILTER_DEFAULT_DENY)
-    keep = []
-    for i, r in enumerate(ranges(allowed)):
-        buf = ctypes.create_string_buffer(r.bitmap, len(r.bitmap))
-        keep.append(buf)
-        flt.ranges[i].flags, flt.ranges[i].base = r.flags, r.base
-        flt.ranges[i].nmsrs = 8 * len(r.bitmap)
-        flt.ranges[i].bitmap = ctypes.addressof(buf)
-    vm.set_msr_filter(flt)
+    from tender._vcpu import ffi
+
+    rs = ranges(allowed)
+    # The bitmaps only need to live through the ioctl: KVM copies them.
+    bitmaps = [ffi.new("__u8[]", r.bitmap) for r in rs]
+    vm.set_msr_filter(k.new("kvm_msr_filter", {
+        "flags": k.MSR_FILTER_DEFAULT_DENY,
+        "ranges": [{"flags": r.flags, "base": r.base, "nmsrs": 8 * len(r.bitmap),
+                    "bitmap": bm} for r, bm in zip(rs, bitmaps, strict=True)],
+    }))
     return None

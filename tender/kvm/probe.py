@@ -46,11 +46,8 @@ class _Runner:
         from tender._vcpu import ffi
 
         self.vcpu, self.mem, self.s = vcpu, mem, scratch
-        self._ffi = ffi
-        self.run_ptr = ffi.from_buffer(vcpu.run_area)
         self.v = ffi.new("struct vl_vcpu *")
-        self.v.vcpufd = vcpu.fd
-        self.v.run = self.run_ptr
+        self.v.backend = vcpu.native_part
         self.v.mem = ffi.cast("uint8_t *", mem.host_address)
         self.v.mem_size = mem.size
         self.e = ffi.new("struct vl_exit *")
@@ -68,11 +65,12 @@ class _Runner:
         self.vcpu.set_guest_debug(dbg)
         lib.vl_run(self.v, self.e)
         exc, _, _, dr6, _ = DEBUG_EXIT.unpack_from(self.vcpu.run_area, RUN_EXIT_UNION)
-        return _Result(int(self.e.kvm_reason) if self.e.reason == lib.VL_EXIT else -1,
-                       int(self.vcpu.get_regs().rip), exc, dr6, int(self.e.suberror))
+        x = self.v.backend.exit         # the KVM detail of a VL_EXIT
+        return _Result(int(x.reason) if self.e.reason == lib.VL_EXIT else -1,
+                       int(self.vcpu.get_regs().rip), exc, dr6, int(x.suberror))
 
     def close(self) -> None:
-        self._ffi.release(self.run_ptr)
+        """Nothing to release: the vCPU owns its native part."""
 
 
 # Three page-table pages below the scratch page: the experiments run on a
@@ -134,7 +132,8 @@ def probe(vcpu: VcpuFd, mem: GuestMemory) -> DebugCaps:
         r = runner.once(s + 4, en | k.GUESTDBG_USE_SW_BP, {})
         if r.kvm_reason == k.EXIT_DEBUG and r.exception == 3:
             int3 = "debug-exit"
-        elif r.kvm_reason == k.EXIT_INTERNAL_ERROR and r.suberror == 1 and r.rip == s + 4:
+        elif (r.kvm_reason == k.EXIT_INTERNAL_ERROR
+              and r.suberror == k.INTERNAL_ERROR_EMULATION and r.rip == s + 4):
             int3 = "emulation-failure"
         else:
             int3 = "none"

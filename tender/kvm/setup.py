@@ -10,7 +10,7 @@ from tender.kvm.vcpu import VcpuFd
 from tender.layout import CpuPlan, Seg
 
 
-def _seg(dst: k.Segment, src: Seg) -> None:
+def _seg(dst: k.Struct, src: Seg) -> None:
     for name in ("selector", "base", "limit", "type", "present", "dpl", "db", "s", "l", "g",
                  "avl", "unusable"):
         setattr(dst, name, getattr(src, name))

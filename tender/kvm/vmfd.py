@@ -24,19 +24,17 @@ class VmFd:
     def set_user_memory_region(
         self, slot: int, gpa: int, size: int, host_addr: int, flags: int = 0
     ) -> None:
-        region = k.UserMemoryRegion(
-            slot=slot, flags=flags, guest_phys_addr=gpa, memory_size=size,
-            userspace_addr=host_addr,
-        )
+        region = k.new("kvm_userspace_memory_region", {
+            "slot": slot, "flags": flags, "guest_phys_addr": gpa, "memory_size": size,
+            "userspace_addr": host_addr,
+        })
         k.ioctl_buf(self.fd, k.SET_USER_MEMORY_REGION, region, "SET_USER_MEMORY_REGION")
 
     def enable_cap(self, cap: int, *args: int) -> None:
-        ec = k.EnableCap(cap=cap)
-        for i, a in enumerate(args):
-            ec.args[i] = a
+        ec = k.new("kvm_enable_cap", {"cap": cap, "args": list(args)})
         k.ioctl_buf(self.fd, k.ENABLE_CAP, ec, "ENABLE_CAP")
 
-    def set_msr_filter(self, flt: k.MsrFilter) -> None:
+    def set_msr_filter(self, flt: k.Struct) -> None:
         """The bitmaps `flt` points at are copied by KVM during the call."""
         k.ioctl_buf(self.fd, k.X86_SET_MSR_FILTER, flt, "X86_SET_MSR_FILTER")
 
@@ -50,7 +48,8 @@ class VmFd:
 
     def register_pio_eventfd(self, port: int, efd: int) -> None:
         """Any 4-byte OUT to `port` signals `efd` in the kernel, without an exit."""
-        ev = k.IoEventFd(datamatch=0, addr=port, len=4, fd=efd, flags=k.IOEVENTFD_FLAG_PIO)
+        ev = k.new("kvm_ioeventfd", {"datamatch": 0, "addr": port, "len": 4, "fd": efd,
+                                     "flags": k.IOEVENTFD_FLAG_PIO})
         k.ioctl_buf(self.fd, k.IOEVENTFD, ev, "IOEVENTFD")
 
     def close(self) -> None:
