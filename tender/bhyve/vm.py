@@ -214,8 +214,6 @@ def _tally_exit(view: Any, exitcode: int | None) -> None:
     stats view names them by vm_exitcode), or an interrupted one (None)."""
     from tender._vcpu import ffi, lib
 
-    if exitcode is not None:
-        view.exits += 1
     if view.stats == ffi.NULL:
         return
     if exitcode is None:
