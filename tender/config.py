@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from tender.abi import DEFAULT_MEM
 from tender.errors import UsageError
@@ -73,7 +73,9 @@ class VmConfig:
     dumpcore: str | None = None
     gdb_port: int | None = None
     trace: str | None = None
-    net_ring: bool = True       # offer HVT_FEATURE_RING_IO (native handlers only)
+    # Offer HVT_FEATURE_RING_IO (native handlers only); "auto": only where the
+    # host is not detected to make the ring cost more than it saves (host.ring_pays).
+    net_ring: bool | Literal["auto"] = True
     script: str | None = None   # --script=FILE.py: a file defining `intercept = {...}`
     wx: bool = True             # W^X guest paging, read-only low memory (issue 9)
     cpuid: CpuidMode = CpuidMode.FILTERED

@@ -33,3 +33,16 @@ def open_backend(cfg: VmConfig, warn: Callable[[str], None],
     from tender.backend import no_hypervisor
 
     raise HostError(no_hypervisor() or f"no backend for this host ({platform})")
+
+
+def ring_pays(platform: str | None = None) -> bool:
+    """`--net-ring=auto`: offer the net ring unless this host's hypervisor is
+    detected to be one where it costs more than it saves: a software KVM,
+    whose guest instructions are dear (tender/kvm/assist.py). Other and
+    unknown hosts get the ring, as with solo5-hvt (`platform`: as for
+    open_backend)."""
+    if not (platform or sys.platform).startswith("linux"):
+        return True
+    from tender.kvm.assist import Assist, probe
+
+    return probe() is not Assist.SOFTWARE

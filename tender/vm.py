@@ -411,6 +411,11 @@ class Tender:
         nothing in Python could observe (or be the reference for) it."""
         if not self._native() or not self.config.net_ring or self._icpt.intercepted & RING_CALLS:
             return None
+        if self.config.net_ring == "auto":
+            from tender.host import ring_pays  # loaded by _load_backend
+
+            if not ring_pays():
+                return None
         with _loading("the net ring module"):
             from tender.devices.ring import NetRing
 

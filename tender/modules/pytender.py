@@ -1,5 +1,7 @@
 """pytender's own options (not a solo5-hvt module: no "Compiled-in" entry)."""
 
+from typing import Literal
+
 from tender import abi
 from tender.config import BlockSpec, HandlerMode, NetSpec
 from tender.modules.options import ArgState, Match, Module, Option, only, setter
@@ -17,6 +19,10 @@ def _net(st: ArgState, arg: str, m: Match) -> None:
     st.order[name] = None
 
 
+def _ring_offer(v: str) -> bool | Literal["auto"]:
+    return "auto" if v == "auto" else v == "on"
+
+
 MODULE = Module(
     name="pytender",
     usage=(
@@ -32,7 +38,7 @@ MODULE = Module(
         Option("(?s)--net=(.+)", _net),
         Option("--handlers=(native|python)", setter("handlers", HandlerMode)),
         Option("(?s)--trace=(.+)", setter("trace", str)),
-        Option("--net-ring=(on|off)", setter("net_ring", lambda v: v == "on")),
+        Option("--net-ring=(on|off|auto)", setter("net_ring", _ring_offer)),
         Option("(?s)--script=(.+)", setter("script", str)),
     ),
     compiled_in=False,
