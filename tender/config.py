@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from tender.abi import DEFAULT_MEM
 from tender.errors import UsageError
 
 if TYPE_CHECKING:
+    from typing import Literal
+
     from tender.devices.disk import BlockDisk
     from tender.devices.pipe import FramePipe
 

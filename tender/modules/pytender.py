@@ -1,10 +1,15 @@
 """pytender's own options (not a solo5-hvt module: no "Compiled-in" entry)."""
 
-from typing import Literal
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from tender import abi
 from tender.config import BlockSpec, HandlerMode, NetSpec
 from tender.modules.options import ArgState, Match, Module, Option, only, setter
+
+if TYPE_CHECKING:
+    from typing import Literal
 
 
 def _disk(st: ArgState, arg: str, m: Match) -> None:
