@@ -43,13 +43,28 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
+def tap_netns(prefix: str) -> str:
+    """A new netns (PREFIX-random) holding tap0 at HOST/24, up; the caller
+    deletes it (`ip netns del`)."""
+    ns = f"{prefix}-{secrets.token_hex(3)}"
+    ip("netns", "add", ns)
+    try:
+        ip("-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap")
+        ip("-n", ns, "addr", "add", f"{HOST}/24", "dev", "tap0")
+        ip("-n", ns, "link", "set", "tap0", "up")
+    except BaseException:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        raise
+    return ns
+
+
 def checkout_python(root: Path) -> str:
     py = root / ".venv" / "bin" / "python"
     return str(py) if py.exists() else sys.executable
 
 
 def one(ns: str, mode: tuple[list[str], str], size: int,
-        count: int, root: Path = ROOT) -> tuple[float, float, str]:
+        count: int, root: Path = ROOT, guest: str = "net") -> tuple[float, float, str]:
     exe = ["ip", "netns", "exec", ns]
     opts, ring_mode = mode
     env = {k: v for k, v in os.environ.items() if k != "PYTENDER_RING_MODE"}
@@ -58,7 +73,7 @@ def one(ns: str, mode: tuple[list[str], str], size: int,
     python = sys.executable if root == ROOT else checkout_python(root)
     tender = subprocess.Popen(
         [*exe, python, "-m", "tender.cli", "run", *opts, "--net=tap0",
-         str(root / "guests" / "build" / "net.hvt"), GUEST_IP, "limit", str(count)],
+         str(root / "guests" / "build" / f"{guest}.hvt"), GUEST_IP, "limit", str(count)],
         cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env=env,
     )
@@ -106,12 +121,8 @@ def main() -> None:
         subprocess.run(["make", "-s", "-C", str(before / "guests"),
                         f"PYTHON={checkout_python(before)}"], check=True)
         cells |= {f"before {name}": (MODES[name], before) for name in BEFORE_MODES}
-    ns = f"pyt-bench-{secrets.token_hex(3)}"
-    ip("netns", "add", ns)
+    ns = tap_netns("pyt-bench")
     try:
-        ip("-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap")
-        ip("-n", ns, "addr", "add", f"{HOST}/24", "dev", "tap0")
-        ip("-n", ns, "link", "set", "tap0", "up")
         print(f"flood ping, {count} echoes per cell, {rounds} rounds (cells interleaved; "
               f"default ring mode here: {ring_mode()}, {len(os.sched_getaffinity(0))} cpus)")
         rates: dict[tuple[str, int], list[float]] = {}

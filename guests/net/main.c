@@ -12,6 +12,9 @@
  *              then N echo requests, each waiting (5 s) for its reply
  * hc-hostile KIND: one raw NET hypercall with a bad handle or pointer; see
  *              hc_hostile() for the kinds.
+ * timing N:   time N empty loop iterations, N/10 x 10 nops, N/100 ring
+ *              kicks (port 0x600), WALLTIME hypercalls and 1400-byte copies
+ *              with the TSC, print them, exit (bench/ring_costs.py)
  * ring-hostile KIND: post one bad entry straight into the shared ring (no
  *              runtime helper) and see what the host I/O thread does; see
  *              ring_hostile() for the kinds. Needs the ring.
@@ -287,6 +290,39 @@ static int ping_peer(struct nic *c, long count)
     return EXIT_SUCCESS;
 }
 
+/* ---- timing N (bench/ring_costs.py): what guest work and exits cost ------- */
+
+static int timing(long n)
+{
+    static uint8_t from[1400], to[1400];
+    uint64_t t[6];
+
+    t[0] = clock_monotonic();
+    for (long i = 0; i < n; i++)
+        __asm__ __volatile__("" ::: "memory");
+    t[1] = clock_monotonic();
+    for (long i = 0; i < n / 10; i++)
+        __asm__ __volatile__("nop; nop; nop; nop; nop; nop; nop; nop; nop; nop" ::: "memory");
+    t[2] = clock_monotonic();
+    for (long i = 0; i < n / 100; i++)
+        raw_outl(RING_KICK_PORT, 0);    /* no entry posted: the host finds nothing */
+    t[3] = clock_monotonic();
+    for (long i = 0; i < n / 100; i++)
+        (void)clock_wall();
+    t[4] = clock_monotonic();
+    for (long i = 0; i < n / 100; i++)
+        net_copy(to, from, sizeof to);
+    t[5] = clock_monotonic();
+    printf("TIMING loop_iteration_ns=%lu nop_ns=%lu kick_ns=%lu walltime_ns=%lu "
+           "copy1400_ns=%lu\n", (unsigned long)((t[1] - t[0]) / (uint64_t)n),
+           (unsigned long)((t[2] - t[1]) / (uint64_t)n),
+           (unsigned long)((t[3] - t[2]) / (uint64_t)(n / 100)),
+           (unsigned long)((t[4] - t[3]) / (uint64_t)(n / 100)),
+           (unsigned long)((t[5] - t[4]) / (uint64_t)(n / 100)));
+    puts("SUCCESS\n");
+    return EXIT_SUCCESS;
+}
+
 /* ---- ring-hostile ----------------------------------------------------------
  * Each kind posts bad entries by hand, as a hostile guest would: fill the
  * slot, ent_tail++ (release), full fence, kick port 0x600 if asked to.
@@ -513,7 +549,7 @@ int app_main(const char *cmdline)
     const char *p = cmdline;
     char word[64];
     unsigned n_ips = 0;
-    long limit = 0, ping = 0;
+    long limit = 0, ping = 0, timing_n = 0;
     int info = 0;
     char hostile[32] = "", hc_kind[32] = "";
 
@@ -532,6 +568,11 @@ int app_main(const char *cmdline)
         if (strcmp(word, "limit") == 0) {
             if (parse_long(&p, &limit) < 0 || limit < 1) {
                 puts("FAILURE: bad limit\n");
+                return EXIT_FAILURE;
+            }
+        } else if (strcmp(word, "timing") == 0) {
+            if (parse_long(&p, &timing_n) < 0 || timing_n < 100) {
+                puts("FAILURE: timing needs N >= 100\n");
                 return EXIT_FAILURE;
             }
         } else if (strcmp(word, "pattern") == 0) {
@@ -585,6 +626,8 @@ int app_main(const char *cmdline)
     }
     if (ping)
         return ping_peer(&nics[0], ping);
+    if (timing_n)
+        return timing(timing_n);
     printf("NET: serving %u device(s), limit %ld\n", n_nics, limit);
 
     for (;;) {
