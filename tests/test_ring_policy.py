@@ -118,3 +118,21 @@ def test_bad_net_ring_value_is_one_line() -> None:
     assert r.status == 1
     assert r.err.splitlines()[0] == "pytender: Invalid option: `--net-ring=maybe'"
     assert "Traceback" not in r.err
+
+
+@pytest.mark.parametrize("offer", ["on", "off"])
+def test_net_guest_timing_mode(offer: str) -> None:
+    """bench/ring_costs.py's guest probe: every figure present and non-zero
+    (a kick without the ring is an unhandled port: only with the ring)."""
+    require_kvm()
+    r = run_piped("--handlers=native", f"--net-ring={offer}", "--net={pipe0}", guest("net"),
+                  GUEST0, "timing", "1000")
+    if offer == "off":
+        assert r.status == 1 and "Invalid guest port access" in r.err, r.output
+        return
+    assert r.status == 0, r.output
+    line = next(ln for ln in r.out.splitlines() if ln.startswith("TIMING "))
+    figures = dict(kv.split("=") for kv in line.split()[1:])
+    assert set(figures) == {"loop_iteration_ns", "nop_ns", "kick_ns", "walltime_ns",
+                            "copy1400_ns"}
+    assert all(int(v) > 0 for v in figures.values()), line
