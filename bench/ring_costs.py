@@ -4,7 +4,7 @@
    one nop, a ring kick (inline: a userspace IO exit; thread: an ioeventfd,
    kernel only), a WALLTIME hypercall, a 1400-byte copy;
 2. flood-ping minimum rtt and rate for the hypercall path, the ring
-   (inline) and the ring without the slot copy (`net-nocopy.hvt`, bench
+   (inline) and the ring without the slot copy (`build/bench/net-nocopy.hvt`, bench
    only: it breaks spec 5.3), at 56 and 1400 bytes, rounds interleaved.
 
     sudo .venv/bin/python bench/ring_costs.py [COUNT [ROUNDS [TIMING_N]]]
@@ -24,7 +24,7 @@ from net import GUEST_IP, ROOT, one, tap_netns
 CELLS: dict[str, tuple[tuple[list[str], str], str]] = {
     "hypercall": ((["--handlers=native", "--net-ring=off"], ""), "net"),
     "ring inline": ((["--handlers=native"], "inline"), "net"),
-    "ring inline, no copy": ((["--handlers=native"], "inline"), "net-nocopy"),
+    "ring inline, no copy": ((["--handlers=native"], "inline"), "bench/net-nocopy"),
     "ring thread": ((["--handlers=native"], "thread"), "net"),
 }
 
@@ -48,7 +48,7 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("needs root (network namespace, tap)")
     subprocess.run(["make", "-s", "-C", str(ROOT / "guests"), f"PYTHON={sys.executable}",
-                    "all", "build/net-nocopy.hvt"], check=True)
+                    "all", "build/bench/net-nocopy.hvt"], check=True)
     ns = tap_netns("pyt-costs")
     try:
         print(f"1. guest-timed costs, N={n} (load average {os.getloadavg()[0]:.1f})")
