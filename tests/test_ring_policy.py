@@ -136,3 +136,8 @@ def test_net_guest_timing_mode(offer: str) -> None:
     assert set(figures) == {"loop_iteration_ns", "nop_ns", "kick_ns", "walltime_ns",
                             "copy1400_ns"}
     assert all(int(v) > 0 for v in figures.values()), line
+
+
+def test_other_platforms_get_the_ring() -> None:
+    """bhyve has no kvm_pvm counterpart to detect: auto offers the ring."""
+    assert ring_pays("freebsd14")
