@@ -52,6 +52,11 @@ class HostError(TenderError):
     hypervisor: guest memory, mprotect, the sandbox, loading the run loop."""
 
 
+class CapsicumError(HostError):
+    """FreeBSD: limiting a descriptor or entering capability mode failed
+    (tender/freebsd/); the run does not go on half sandboxed."""
+
+
 class DeviceError(TenderError):
     """A host-side device (block image, tap) could not be attached or used."""
 

@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     # 1: pure data
     "config": 1, "elf": 1, "layout": 1, "exits": 1, "usercode": 1, "debugview": 1,
     # 2: pure decoding, guest memory, host devices, the backend protocol
-    "manifest": 2, "memory": 2, "devices": 2, "backend": 2, "wx": 2,
+    "manifest": 2, "memory": 2, "devices": 2, "backend": 2, "wx": 2, "freebsd": 2,
     # 3: hypercall semantics; the backends (which know nothing of them)
     "hypercalls": 3, "kvm": 3, "bhyve": 3,
     # 4: what is built on those

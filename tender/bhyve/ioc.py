@@ -102,3 +102,15 @@ def abi_for(osreldate: int) -> Abi:
                    ctypes.sizeof(s.VmMemseg14), None)
     return Abi(osreldate, VM_RUN_14, ctypes.sizeof(s.VmRun), VM_ALLOC_MEMSEG_15,
                ctypes.sizeof(s.VmMemseg15), VM_ALLOC_MEMSEG_14)
+
+
+def vm_fd_ioctls(abi: Abi) -> tuple[int, ...]:
+    """CAPSICUM_VM_IOCTLS as this kernel's numbers: the VM fd's Capsicum
+    ioctl allowlist. Every ioctl the backend issues on the VM fd is one
+    of these (tests/test_capsicum.py holds it to a recorded run); on 15 the
+    32-byte VM_ALLOC_MEMSEG fallback is allowed too."""
+    by_name = {"VM_RUN": (abi.vm_run,),
+               "VM_ALLOC_MEMSEG": (abi.alloc_memseg, *(
+                   () if abi.alloc_memseg_fallback is None else (abi.alloc_memseg_fallback,)))}
+    return tuple(n for name in CAPSICUM_VM_IOCTLS
+                 for n in (by_name[name] if name in by_name else (globals()[name],)))

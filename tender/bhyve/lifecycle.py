@@ -18,6 +18,8 @@ from tender.bhyve import structs as s
 from tender.bhyve.consts import VMMCTL_CREATE_DESTROY_ON_CLOSE
 from tender.bhyve.host import Host
 from tender.errors import TenderError
+from tender.freebsd.capsicum import NO_CAPMODE_SYSCTL, Capsicum
+from tender.freebsd.rights import FdKind
 
 VMMCTL = "/dev/vmmctl"
 
@@ -82,7 +84,9 @@ class Vm:
             self.ctl_fd = -1
 
 
-def create(host: Host, name: str) -> Vm:
+def create(host: Host, name: str, caps: Capsicum | None = None) -> Vm:
+    """`caps`: limit the vmmctl fd once the VM exists (BHYVE_SPEC 9): to
+    VMMCTL_VM_DESTROY when the destroy is ours, else to nothing but close."""
     rw = os.O_RDWR | os.O_CLOEXEC
     try:
         ctl = host.open(VMMCTL, rw)
@@ -91,6 +95,8 @@ def create(host: Host, name: str) -> Vm:
             raise BhyveError(f"no write access to {VMMCTL} (need root or group vmm)") from None
         if exc.errno != errno.ENOENT:
             raise BhyveError(f"open({VMMCTL}): {exc.strerror}") from None
+        if caps is not None:
+            caps.refuse_capability_mode(NO_CAPMODE_SYSCTL)
         return _create_sysctl(host, name)
     destroy = Destroy.ON_CLOSE
     try:
@@ -105,6 +111,15 @@ def create(host: Host, name: str) -> Vm:
     except OSError as exc:
         host.close(ctl)
         raise BhyveError(f"Cannot create VM '{name}': {exc.strerror}") from None
+    if caps is not None:
+        try:
+            if destroy is Destroy.VMMCTL:
+                caps.limit(FdKind.VMMCTL_DESTROY, ctl, (ioc.VMMCTL_VM_DESTROY,))
+            else:
+                caps.limit(FdKind.VMMCTL_HELD, ctl)
+        except BaseException:
+            Vm(host, name, -1, destroy, ctl).close()
+            raise
     try:
         fd = host.open(f"/dev/vmm/{name}", rw)
     except OSError as exc:

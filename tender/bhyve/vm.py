@@ -31,6 +31,8 @@ from tender.exits import (
     KickMode,
     Retry,
 )
+from tender.freebsd.capsicum import Capsicum
+from tender.freebsd.rights import FdKind
 from tender.layout import CpuPlan
 
 if TYPE_CHECKING:
@@ -47,8 +49,11 @@ class BhyveBackend:
     # No ioeventfd: the kick is a real exit and the loop writes to a pipe.
     kick_mode = KickMode.EXIT
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, capsicum: Capsicum | None = None) -> None:
         self._host = host
+        # The run's sandbox (tender/freebsd/): this backend limits its own
+        # fds as it opens them; tender/sandbox.py the rest, then cap_enter.
+        self.capsicum = capsicum
         self._vm: lifecycle.Vm | None = None
         self._mem: mmap.mmap | None = None
         self._abi = ioc.abi_for(boot.osreldate(host))
@@ -72,8 +77,12 @@ class BhyveBackend:
 
     # --- Backend ------------------------------------------------------------
     def open(self, alloc: int) -> mmap.mmap:
-        self._vm = lifecycle.create(self._host, lifecycle.vm_name(self._host.getpid()))
+        self._vm = lifecycle.create(self._host, lifecycle.vm_name(self._host.getpid()),
+                                    self.capsicum)
         try:
+            if self.capsicum is not None:
+                # Before the mmap: its duplicate of the fd keeps these rights.
+                self.capsicum.limit(FdKind.VM, self._vm.fd, ioc.vm_fd_ioctls(self._abi))
             self._mem = boot.setup_memory(self._host, self._vm.fd, self._abi, alloc)
         except BaseException:
             self.close()
@@ -234,9 +243,11 @@ def _ring_failure(view: Any) -> str | None:
     return str(ffi.string(msg).decode(errors="replace"))
 
 
-def open_bhyve(host: Host | None = None) -> BhyveBackend:
-    """The backend for a FreeBSD run (tender/host.py); `host`: the real
-    calls unless a test's. None of KVM's optional hardening applies, so
-    there is nothing to warn about (W^X for the guest cannot be had, README);
-    --gdb is refused by the debug view."""
-    return BhyveBackend(host if host is not None else FreeBsdHost())
+def open_bhyve(host: Host | None = None, capsicum: Capsicum | None = None) -> BhyveBackend:
+    """The backend for a FreeBSD run (tender/host.py); `host` and
+    `capsicum`: the real calls (libc's Capsicum) unless a test's. None of
+    KVM's optional hardening applies, so there is nothing to warn about
+    (W^X for the guest cannot be had, README); --gdb is refused by the
+    debug view."""
+    return BhyveBackend(host if host is not None else FreeBsdHost(),
+                        capsicum if capsicum is not None else Capsicum.load())

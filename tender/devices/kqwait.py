@@ -34,6 +34,7 @@ class Event:
 class Kqueue(Protocol):
     def control(self, changes: list[Change] | None, max_events: int,
                 timeout: tuple[int, int] | None) -> list[Event]: ...
+    def fileno(self) -> int: ...
     def close(self) -> None: ...
 
 
@@ -58,6 +59,9 @@ class WaitSet:
             ready |= 1 << ev.udata
         return len(events), ready
 
+    def fileno(self) -> int:
+        return self._kq.fileno()
+
     def close(self) -> None:
         self._kq.close()
 
@@ -80,6 +84,9 @@ class SelectKqueue:
         wait = None if timeout is None else min(timeout[0] + timeout[1] / NS, MAX_TIMEOUT_S)
         got = self._kq.control(evs or None, max_events, wait)
         return [Event(int(e.ident), int(e.udata)) for e in got]
+
+    def fileno(self) -> int:
+        return int(self._kq.fileno())
 
     def close(self) -> None:
         self._kq.close()

@@ -34,6 +34,10 @@ class Poller:
             self._epoll.register(fd, select.EPOLLIN)
             self._handle_of[fd] = handle
 
+    def wait_fd(self) -> int | None:
+        """The kqueue's fd (a sandbox limits it); None on epoll."""
+        return None if self._kq is None else self._kq.fileno()
+
     def wait(self, timeout_ns: int) -> tuple[int, int]:
         """(ready_set, number ready) after at most timeout_ns."""
         if self._kq is not None:

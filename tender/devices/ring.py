@@ -163,6 +163,11 @@ class NetRing:
 
         return ffi.NULL if self._handle is None else self._handle
 
+    def kick_fds(self) -> tuple[int, int] | None:
+        """The kick pipe's (read end, write end), or None (no pipe)."""
+        pipe = self._pipe
+        return None if pipe is None or pipe.read_fd < 0 else (pipe.read_fd, pipe.write_fd)
+
     def stop(self) -> None:
         if self._handle is None:
             return
