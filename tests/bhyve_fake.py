@@ -228,6 +228,28 @@ SCENARIOS: dict[str, Callable[[str], list[Step]]] = {
 }
 
 
+def signal_once_running(cmd: list[str], marker: str, signum: int,
+                        **popen: object) -> tuple[int, bytes, bytes]:
+    """Start `cmd` (a spin scenario), send `signum` once the guest runs
+    (`marker` exists): (returncode, stdout, stderr)."""
+    import subprocess
+
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE,  # type: ignore[call-overload]
+                             stderr=subprocess.PIPE, **popen)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(marker):
+            assert child.poll() is None and time.monotonic() < deadline, "the guest never ran"
+            time.sleep(0.01)
+        child.send_signal(signum)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return child.returncode, out, err
+
+
 def cli_child(lifecycle: str, scenario: str, ops_path: str, argv: list[str]) -> int:
     """The CLI entry (tender.cli.run_hvt) on a simulated FreeBSD 14: the
     platform check and the host's calls are the only things replaced."""

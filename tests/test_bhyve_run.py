@@ -36,6 +36,7 @@ from bhyve_fake import (
     puts,
     raw,
     ring_write,
+    signal_once_running,
 )
 from conftest import ROOT, guest
 from test_bhyve import exit_record, inout_record
@@ -706,20 +707,9 @@ def test_sigterm_ends_a_cli_run_in_one_line_and_destroys_the_vm(tmp_path: Path) 
     import signal
 
     ops = tmp_path / "ops.json"
-    child = subprocess.Popen(cli_child("spin", ops), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=cli_env(), cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 60
-        while not Path(f"{ops}.running").exists():
-            assert child.poll() is None and time.monotonic() < deadline, "the guest never ran"
-            time.sleep(0.01)
-        child.send_signal(signal.SIGTERM)
-        out, err = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == 1, err
+    returncode, out, err = signal_once_running(cli_child("spin", ops), f"{ops}.running",
+                                               signal.SIGTERM, env=cli_env(), cwd=ROOT)
+    assert returncode == 1, err
     assert out == b""
     assert err.decode().splitlines() == [f"pytender: {sandbox.NO_CAPSICUM}",
                                          "pytender: Exiting on signal 15"]

@@ -12,7 +12,7 @@ from conftest import ROOT, guest, require_kvm
 NOT_ON_THE_BOOT_PATH = (
     "elftools", "cstruct", "json", "socket", "selectors", "tender.intercept", "tender.script",
     "tender.debug", "tender.devices.pipe", "tender.fuzz", "importlib.util", "tender.backend",
-    "tender.bhyve",
+    "tender.bhyve", "tender.freebsd",
     # ~1.5 ms and ~0.7 MiB: KVM structs are cffi's (csrc/kvm.cdef), not ctypes'.
     "ctypes",
     # Device modules: only a run with such a device (or its net ring) needs them.
