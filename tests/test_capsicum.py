@@ -134,6 +134,55 @@ def test_an_ioctl_right_needs_an_allowlist_and_only_it_gets_one() -> None:
         caps.limit(r.FdKind.TAP, 3, (1,))
 
 
+class FakeLib:
+    """Stands in for the dlopen'ed libc under FreeBsdLibc: reads what the
+    cffi arguments hold, as the kernel would, and fails like libc (-1 and
+    errno) when told to."""
+
+    def __init__(self, ffi: object) -> None:
+        self.ffi = ffi
+        self.seen: list[tuple[object, ...]] = []
+        self.errno = 0
+
+    def _rc(self) -> int:
+        if self.errno:
+            self.ffi.errno = self.errno  # type: ignore[attr-defined]
+            return -1
+        return 0
+
+    def cap_rights_limit(self, fd: int, rights: object) -> int:
+        self.seen.append(("rights", fd, rights[0], rights[1]))  # type: ignore[index]
+        return self._rc()
+
+    def cap_ioctls_limit(self, fd: int, cmds: object, n: int) -> int:
+        self.seen.append(("ioctls", fd, [cmds[i] for i in range(n)]))  # type: ignore[index]
+        return self._rc()
+
+    def cap_enter(self) -> int:
+        self.seen.append(("enter",))
+        return self._rc()
+
+
+def test_freebsd_libc_passes_the_words_and_the_ioctl_array() -> None:
+    """The real wrapper's cffi marshalling (uint64_t[2], unsigned long[] and
+    its count, -1/errno to OSError), over a stand-in for libc."""
+    from tender.freebsd.libc import FreeBsdLibc, capsicum_ffi
+
+    ffi = capsicum_ffi()
+    lib = FakeLib(ffi)
+    wrapper = FreeBsdLibc(ffi, lib)
+    wrapper.cap_rights_limit(12, WORDS[r.FdKind.VM])
+    wrapper.cap_ioctls_limit(12, VM_IOCTLS_15)
+    wrapper.cap_ioctls_limit(11, ())
+    wrapper.cap_enter()
+    assert lib.seen == [("rights", 12, *WORDS[r.FdKind.VM]), ("ioctls", 12, list(VM_IOCTLS_15)),
+                        ("ioctls", 11, []), ("enter",)]
+    lib.errno = errno.ENOTCAPABLE if hasattr(errno, "ENOTCAPABLE") else errno.EPERM
+    with pytest.raises(OSError) as got:
+        wrapper.cap_enter()
+    assert got.value.errno == lib.errno
+
+
 # --- the backend's own fds, per VM-lifetime path ------------------------------
 
 def open_backend(host: Recorder) -> tuple[bhyve_vm.BhyveBackend, RecordingLibc]:

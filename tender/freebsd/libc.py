@@ -47,13 +47,19 @@ class FreeBsdLibc:
         self._check(self._lib.cap_enter())
 
 
+def capsicum_ffi() -> Any:
+    """A cffi FFI (ABI mode) that knows the three declarations."""
+    from cffi import FFI  # type: ignore[import-untyped]  # no stubs installed
+
+    ffi = FFI()
+    ffi.cdef(_CDEF)
+    return ffi
+
+
 def load() -> FreeBsdLibc | str:
     """The process's libc, or why it has no Capsicum."""
     try:
-        from cffi import FFI  # type: ignore[import-untyped]  # no stubs installed
-
-        ffi = FFI()
-        ffi.cdef(_CDEF)
+        ffi = capsicum_ffi()
         lib = ffi.dlopen(None)
         for name in ("cap_enter", "cap_rights_limit", "cap_ioctls_limit"):
             getattr(lib, name)      # cffi resolves a symbol on first use
