@@ -60,8 +60,9 @@ class Held:
     @classmethod
     def of(cls, backend: object, blocks: Iterable[BlockDevice], nets: Iterable[NetDevice],
            poller: Poller, ring: NetRing | None, console: int) -> Held:
-        return cls(backend, tuple(d.fd for d in blocks), tuple(d.fd for d in nets),
-                   poller.wait_fd(), None if ring is None else ring.kick_fds(), console)
+        return cls(backend, tuple(d.fd for d in blocks if d.fd >= 0),
+                   tuple(d.fd for d in nets if d.fd >= 0), poller.wait_fd(),
+                   None if ring is None else ring.kick_fds(), console)
 
 
 def enter(*, metrics: bool = False, platform: str | None = None,

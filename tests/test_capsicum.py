@@ -104,9 +104,19 @@ VM_IOCTLS_13 = (0xC0907601, *VM_IOCTLS_14[1:])
 VMMCTL_VM_DESTROY = 0xC1285601
 
 
+# cr_rights[] after cap_rights_init(&rights, CAP_X) for each of them.
+SOURCED_WORDS = {
+    "CAP_READ": (0x0200000000000001, NONE[1]), "CAP_WRITE": (0x0200000000000002, NONE[1]),
+    "CAP_SEEK": (0x020000000000000C, NONE[1]), "CAP_EVENT": (NONE[0], 0x0400000000000020),
+    "CAP_IOCTL": (NONE[0], 0x0400000000000080), "CAP_MMAP_RW": (0x020000000000001F, NONE[1]),
+    "CAP_CREATE": (0x0200000000000040, NONE[1]), "CAP_LOOKUP": (0x0200000000000400, NONE[1]),
+}
+
+
 @pytest.mark.parametrize("name", sorted(SOURCED))
-def test_rights_values_match_capsicum_h(name: str) -> None:
+def test_rights_values_and_words_match_capsicum_h(name: str) -> None:
     assert getattr(r, name) == SOURCED[name]
+    assert r.rights_words(getattr(r, name)) == SOURCED_WORDS[name]
 
 
 def test_rights_words_are_cap_rights_init_s() -> None:
