@@ -431,6 +431,21 @@ def test_a_failing_capsicum_call_is_one_line_exit_1_and_the_vm_goes(
     assert "VM_RUN" not in ops and ops[-2:] == ["close vm", "close vmmctl"]
 
 
+@pytest.mark.parametrize(("lifecycle", "kind", "tail"), [
+    ("main", "destroy on close", ["VMMCTL_VM_CREATE", "close vmmctl"]),
+    ("15.0", "destroy at exit", ["VMMCTL_VM_CREATE", "VMMCTL_VM_DESTROY", "close vmmctl"])])
+def test_a_failing_vmmctl_limit_destroys_the_new_vm(
+        simulated: Sim, lifecycle: str, kind: str, tail: list[str]) -> None:
+    host = fake_host(lifecycle, hello())
+    simulated.libc_of(host).fail["cap_rights_limit"] = [errno.EPERM]
+    got, _said, _console = sandboxed_run(simulated, host, hello_cfg())
+    assert isinstance(got, CapsicumError) and got.message == (
+        f"Capsicum: could not limit the vmmctl fd ({kind}): cap_rights_limit: "
+        "Operation not permitted")
+    assert host.operations()[-len(tail):] == tail
+    assert not any(op.startswith("open /dev/vmm/") for op in host.operations())
+
+
 def test_a_kernel_without_capsicum_warns_once_and_runs(simulated: Sim) -> None:
     host = fake_host("main", hello())
     simulated.libc_of(host).fail["cap_rights_limit"] = [errno.ENOSYS]
