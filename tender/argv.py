@@ -7,12 +7,12 @@ are valid. The options themselves are the module table's (tender/modules/)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
 
 from tender.config import VmConfig
 from tender.errors import TenderError, UsageError
 from tender.manifest import Manifest
 from tender.modules.options import ArgState, invalid
+from tender.record import record, replace
 
 
 def usage(prog: str) -> str:
@@ -33,7 +33,7 @@ Compiled-in module options:
 {modules.option_lines(False)}"""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Pass1:
     """Where KERNEL is, or what to do instead of running."""
 

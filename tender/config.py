@@ -4,11 +4,11 @@ what library users build directly)."""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tender.abi import DEFAULT_MEM
 from tender.errors import UsageError
+from tender.record import record
 
 if TYPE_CHECKING:
     from typing import Literal
@@ -27,7 +27,7 @@ class CpuidMode(enum.Enum):
     HOST = "host"           # KVM's supported table unchanged, as solo5-hvt
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BlockSpec:
     """A block device: an image file (`path`) or a Python object (`disk`,
     a BlockDisk such as MemoryDisk), never both."""
@@ -43,7 +43,7 @@ class BlockSpec:
                              f"{'both' if self.path is not None else 'neither'}")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NetSpec:
     """A network device: a tap (`iface`, or "@N" for an open tap or
     SOCK_SEQPACKET fd) or a FramePipe (`pipe`), never both."""
@@ -59,7 +59,7 @@ class NetSpec:
                              f"{'both' if self.iface is not None else 'neither'}")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class VmConfig:
     """Everything one guest run is given (the command line, as data)."""
 

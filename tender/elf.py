@@ -15,10 +15,10 @@ from __future__ import annotations
 import os
 import stat
 import weakref
-from dataclasses import dataclass
 
 from tender import abi, elfwire
 from tender.errors import ElfError
+from tender.record import record
 
 __all__ = [
     "AbiNote",
@@ -45,7 +45,7 @@ _HDR_NOTE = "elf header invalid while loading note"
 _HDR_LOAD = "elf header invalid while loading"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AbiNote:
     """The ABI1 note payload."""
 
@@ -53,7 +53,7 @@ class AbiNote:
     version: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Segment:
     """One PT_LOAD that gets loaded (p_filesz != 0), already validated."""
 
@@ -67,7 +67,7 @@ class Segment:
     end: int            # alignup(vaddr + memsz, align) (page aligned)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Notes:
     """The two Solo5 notes of a binary, ABI already checked for hvt."""
 
@@ -75,7 +75,7 @@ class Notes:
     manifest_payload: bytes     # 8 + 104*E bytes (after the 4 padding bytes)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LoadPlan:
     """What the loader copies: entry point, loaded segments, kernel_end."""
 
@@ -84,7 +84,7 @@ class LoadPlan:
     kernel_end: int             # max page-aligned end; excludes filesz==0 (bss)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Phdr:
     """A decoded program header, unchecked."""
 
@@ -98,7 +98,7 @@ class _Phdr:
     align: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Header:
     """The entry point and program headers, unchecked."""
 

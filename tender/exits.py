@@ -5,11 +5,12 @@ core dispatches on these and never reads a host's raw exit record."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
+from tender.record import record
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class Hypercall:
     """The guest wrote `gpa` (its argument struct) to hypercall port `nr`."""
 
@@ -17,13 +18,13 @@ class Hypercall:
     gpa: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Kick:
     """The guest kicked the net ring (port 0x600) and the host reported it as
     an exit (bhyve); on KVM an ioeventfd absorbs it and this never appears."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GuestWrite:
     """The guest wrote to a page it may only read, whichever way the host
     reports it (an MMIO exit on a read-only memslot, an EFAULT, ...).
@@ -32,18 +33,18 @@ class GuestWrite:
     gpa: int | None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Retry:
     """Nothing to do: run again (EINTR, bhyve's BOGUS exit). The core checks
     for pending signals and stop requests before it does."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Interrupted:
     """The run was stopped from outside (Tender.stop, a signal)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Fatal:
     """The backend's own fatal message, already formatted as its host's
     tender prints it (one line, or the lines of a dump)."""
@@ -51,7 +52,7 @@ class Fatal:
     lines: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HandlerFailed:
     """A native hypercall twin (csrc/) met a fatal condition; `message` is
     the handler's, so the core classifies it as it would its Python twin's."""
@@ -59,7 +60,7 @@ class HandlerFailed:
     message: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HostExit:
     """An exit the core has no meaning for, with the host's reason code.
     Exit hooks (the debug modules) may claim it; otherwise the core raises

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import functools
 import struct
-from dataclasses import dataclass
 
 from tender import abi
 from tender.errors import TenderError
+from tender.record import record
 
 MIB = 1 << 20
 U64 = (1 << 64) - 1
@@ -33,7 +33,7 @@ def parse_mem_arg(text: str) -> int:
     return (value << 20) & U64
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MemSize:
     """Guest memory sizes (spec 3.1)."""
 
@@ -68,7 +68,7 @@ def _align_up(x: int, a: int) -> int:
     return (x + a - 1) & ~(a - 1)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Seg:
     """A KVM segment register value."""
 
@@ -98,7 +98,7 @@ GDT_LIMIT = 23
 GDT_ENTRIES = (0x0, 0x00AF99000000FFFF, 0x00CF93000000FFFF)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SpecialRegs:
     """The segment and control registers of the boot vCPU."""
 
@@ -114,7 +114,7 @@ class SpecialRegs:
     efer: int = EFER
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CpuPlan:
     """Initial vCPU state plus the structures it points at (GDT, page tables)."""
 
@@ -138,7 +138,7 @@ EXTRA_PT_COUNT = 7
 Ranges = tuple[tuple[int, int], ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class WxMap:
     """W^X paging input: [start, end) ranges of the executable segments
     (mapped R+X) and of the other read-only segments (R, NX). Every other

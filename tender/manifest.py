@@ -12,16 +12,15 @@ CLI (like `solo5-elftool gen-manifest` / `query-manifest`):
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import struct
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from tender import abi
 from tender.errors import ElfError, ManifestError
+from tender.record import record, replace
 
 __all__ = [
     "Entry",
@@ -96,7 +95,7 @@ def _name_bytes(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Entry:
     """One `struct mft_entry`. `u` is the raw 16-byte union; `hostfd` the
     tender-private `b` union (as an int); `attached` set by the tender."""
@@ -135,14 +134,14 @@ class Entry:
     def block(self, capacity: int, block_size: int, fd: int) -> Entry:
         """This entry, attached as a block device."""
         u = capacity.to_bytes(8, "little") + block_size.to_bytes(2, "little") + bytes(6)
-        return dataclasses.replace(self, u=u, hostfd=fd, attached=True)
+        return replace(self, u=u, hostfd=fd, attached=True)
 
     def net(self, mac: bytes, mtu: int, fd: int) -> Entry:
         """This entry, attached as a network device."""
         if len(mac) != 6:
             raise ValueError("mac must be 6 bytes")
         u = bytes(mac) + mtu.to_bytes(2, "little") + bytes(8)
-        return dataclasses.replace(self, u=u, hostfd=fd, attached=True)
+        return replace(self, u=u, hostfd=fd, attached=True)
 
     # --- wire format --------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -170,7 +169,7 @@ def reserved_entry() -> Entry:
     return Entry(name="", type=int(abi.DeviceType.RESERVED_FIRST))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Manifest:
     """A whole manifest; `entries[0]` is the reserved entry, handle = index."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -15,13 +14,14 @@ from tender.exits import HandlerFailed, HostExit, Hypercall, Interrupted, Kick, 
 from tender.hypercalls import Handler
 from tender.hypercalls.halt import Halt
 from tender.memory import GuestMemory
+from tender.record import record
 from tender.session import ExitHook, HaltHook, Outcome, RunningVm
 
 if TYPE_CHECKING:
     from tender.backend import RunBackend
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LoopHooks:
     """What the run assembly plugs into the loop."""
 

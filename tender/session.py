@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -16,6 +15,7 @@ from tender.errors import one_line
 from tender.hypercalls.context import Context
 from tender.hypercalls.halt import Halt
 from tender.memory import GuestMemory
+from tender.record import field, record
 
 Diag = Callable[[str], None]
 
@@ -24,7 +24,7 @@ def default_diag(msg: str) -> None:
     os.write(2, f"pytender: {one_line(msg)}\n".encode(errors="replace"))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Outcome:
     """How a guest run ended (a HALT; faults are raised as TenderError)."""
 
@@ -42,7 +42,7 @@ class Outcome:
         return self.exit_code == abi.SOLO5_EXIT_ABORT
 
 
-@dataclass
+@record
 class RunningVm:
     """Everything that exists while a guest runs; hooks and tools see this."""
 

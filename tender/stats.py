@@ -19,12 +19,12 @@ import enum
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from tender import abi
 from tender.hypercalls.tally import N_FIELDS, Tally
+from tender.record import field, record
 
 if TYPE_CHECKING:
     from tender.backend import StatsView
@@ -38,7 +38,7 @@ class RunState(enum.Enum):
     EXITED = "exited"       # figures are final
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class DeviceStats:
     """One attached device. For a net device, read = rx and write = tx."""
 
@@ -62,7 +62,7 @@ class DeviceStats:
         return self.write_ops
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class KvmStats:
     """The host's own scalars of the VM and vCPU (KVM_GET_STATS_FD on KVM);
     both mappings are empty when `unavailable` says why (an old kernel,
@@ -73,7 +73,7 @@ class KvmStats:
     unavailable: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Stats:
     guest: str                              # the kernel's file name
     state: RunState
@@ -92,7 +92,7 @@ def idle(guest: str) -> Stats:
                  kvm=KvmStats(unavailable="not running"))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PartLayout:
     """Word offsets inside one `struct vl_counters` (from cffi, not typed in)."""
 
@@ -107,7 +107,7 @@ class PartLayout:
     dev: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Part:
     hypercalls: tuple[int, ...]
     exits: tuple[int, ...]

@@ -6,13 +6,13 @@ import errno
 import fcntl
 import os
 import struct
-from dataclasses import dataclass
 
 from tender.abi import DEFAULT_BLOCK_SIZE
 from tender.devices.disk import BlockDisk
 from tender.devices.disk import check_geometry as check_disk_geometry
 from tender.errors import BlockIOError as BlockIOError  # re-exported: its old home
 from tender.errors import DeviceError, UsageError
+from tender.record import record
 
 
 def _lock_holder(fd: int) -> int | None:
@@ -30,7 +30,7 @@ class BlockSyncError(DeviceError):
     """The final fdatasync failed: acknowledged writes may be lost."""
 
 
-@dataclass
+@record
 class BlockDevice:
     """An open block image attached to a BLOCK_BASIC manifest entry."""
 
@@ -124,7 +124,7 @@ class BlockDevice:
             self.fd = -1
 
 
-@dataclass
+@record
 class DiskDevice(BlockDevice):
     """A BlockDisk object (no fd): the Python block handlers call it."""
 

@@ -4,7 +4,8 @@ with (ARP, IPv4 ICMP echo), for FramePipe users."""
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from tender.record import record
 
 BROADCAST = b"\xff" * 6
 ETH_ARP = 0x0806
@@ -64,7 +65,7 @@ def _ip_icmp(src: bytes, dst: bytes, itype: int, ident: int, seq: int, payload: 
     return hdr + icmp
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Frame:
     """The fields of a frame a test looks at."""
 

@@ -12,11 +12,11 @@ import fcntl
 import os
 import struct
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tender.config import NetSpec
 from tender.errors import DeviceError
+from tender.record import record
 
 if TYPE_CHECKING:
     import socket
@@ -42,7 +42,7 @@ _IFREQ = struct.Struct("16sH22x")         # ifr_name, ifr_flags (40 bytes)
 _IFREQ_INT = struct.Struct("16si20x")     # ifr_name, ifr_mtu
 
 
-@dataclass
+@record
 class NetDevice:
     """An attached tap (or FramePipe end) and what the guest is told of it."""
 

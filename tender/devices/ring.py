@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from tender.devices.kickpipe import PipeKick, open_kick
 from tender.errors import DeviceError, GuestFault
+from tender.record import record
 
 RING_MODES = ("thread", "inline")
 # The thread pays for itself when it can spin on a CPU of its own: one for
@@ -41,7 +41,7 @@ def ring_mode() -> str:
     return "thread" if (cpus or 1) >= THREAD_MIN_CPUS else "inline"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RingStats:
     """What the I/O thread served (counted in C)."""
 

@@ -4,11 +4,11 @@ console fd and the poll set. Nothing of KVM."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tender.hypercalls.tally import Tally
 from tender.memory import GuestMemory
+from tender.record import field, record
 
 if TYPE_CHECKING:
     from tender.devices.block import BlockDevice
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from tender.devices.poller import Poller
 
 
-@dataclass
+@record
 class Context:
     """What every hypercall handler reaches: memory and devices."""
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tender import abi
 from tender.memory import GuestMemory
+from tender.record import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Halt:
     """A HALT hypercall, decoded."""
 

@@ -11,7 +11,6 @@ import errno
 import mmap
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tender import abi
@@ -36,6 +35,7 @@ from tender.kvm.system import Kvm
 from tender.kvm.vcpu import VcpuFd
 from tender.kvm.vmfd import VmFd
 from tender.layout import CpuPlan
+from tender.record import record
 
 if TYPE_CHECKING:
     from tender.kvm.debug import KvmDebugView
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 _UP_FRONT = (cpuid,)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KvmExit(HostExit):
     """A KVM exit the C loop did not handle (`reason` is kvm_run.exit_reason)."""
 

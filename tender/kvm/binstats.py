@@ -13,10 +13,10 @@ import fcntl
 import os
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from tender.kvm.ioctls import GET_STATS_FD
+from tender.record import record
 
 # struct kvm_stats_header / kvm_stats_desc (before its name), as the fd's
 # bytes are parsed without the compiled module; test_kvm_header holds them
@@ -30,7 +30,7 @@ class StatsFormatError(ValueError):
     """The stats fd's content does not parse (never seen from a real kernel)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StatsLayout:
     """Where each scalar lives in the data block: (name, byte offset)."""
 

@@ -10,7 +10,8 @@ RDTSCP and the invariant TSC, passes as the host has it."""
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+
+from tender.record import record, replace
 
 HEADER = struct.Struct("<II")           # nent, padding
 ENTRY = struct.Struct("<7I12x")         # function index flags eax ebx ecx edx, padding[3]
@@ -22,7 +23,7 @@ DROPPED_LEAVES = frozenset({
 })
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Clear:
     """Bits cleared in one register of one leaf (any subleaf unless given)."""
 
@@ -43,7 +44,7 @@ CLEARED = (
 )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Entry:
     function: int
     index: int

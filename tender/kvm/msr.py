@@ -8,14 +8,13 @@ are not filtered, so the tender's own set-up needs no entry."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from tender.errors import KvmError
 from tender.kvm import ioctls as k
 from tender.kvm.vmfd import VmFd
+from tender.record import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Allowed:
     msr: int
     read: bool
@@ -33,7 +32,7 @@ ALLOWED = (
 KVMCLOCK_MSRS = (0x11, 0x12, 0x4B564D00, 0x4B564D01)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class FilterRange:
     flags: int          # MSR_FILTER_READ | MSR_FILTER_WRITE
     base: int

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -19,11 +18,12 @@ from tender.config import BlockSpec, NetSpec
 from tender.errors import UsageError
 from tender.hypercalls.context import Handler
 from tender.manifest import Manifest
+from tender.record import field, record
 
 _NAME = r"([A-Za-z0-9]{1,67})"
 
 
-@dataclass
+@record
 class ArgState:
     """What the options before the current one said (mutable, one parse)."""
 
@@ -41,7 +41,7 @@ Match = re.Match[str]
 Apply = Callable[[ArgState, str, Match], None]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Option:
     """`pattern` must match the whole argument; `apply` raises TenderError
     for a bad value (the error stops the parse there). A string pattern is
@@ -97,7 +97,7 @@ class When(Enum):
     NET = "net"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TraceFields:
     """How --trace records one hypercall's argument struct."""
 
@@ -107,7 +107,7 @@ class TraceFields:
     vary: tuple[str, ...] = ()     # fields that differ run to run
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Call:
     """One hypercall a module registers."""
 
@@ -117,10 +117,10 @@ class Call:
     trace: TraceFields
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Module:
-    """One row of the module table. (Every boot-path dataclass has a
-    docstring: without one, dataclass() imports inspect to make it.)"""
+    """One row of the module table. (Every boot-path record has a
+    docstring: without one, its __doc__ is made by dataclasses on first read.)"""
 
     name: str
     usage: tuple[str, ...] = ()      # option lines of the usage text
