@@ -166,6 +166,8 @@ def bind(qualname: str, fields: tuple[Field, ...], args: tuple[object, ...],
     values: list[object] = list(args[:n]) + [MISSING] * max(0, n - len(args))
     for key, value in kwargs.items():
         i = where.get(key)
+        if key == "self":       # the generated __init__'s first parameter
+            raise TypeError(f"{qualname}() got multiple values for argument 'self'")
         if i is None:
             raise TypeError(f"{qualname}() got an unexpected keyword argument '{key}'")
         if values[i] is not MISSING:
@@ -201,7 +203,7 @@ def _make_init(spec: Spec) -> Callable[..., None]:
     # Positional calls with every field (an exit per hypercall) skip bind();
     # the two bodies are written out because a call per field is measurable.
     if spec.slots:
-        def __init__(self: object, *args: object, **kwargs: object) -> None:
+        def __init__(self: object, /, *args: object, **kwargs: object) -> None:
             values = args if len(args) == n and not kwargs else bind(qualname, fields, args,
                                                                      kwargs)
             for name, value in zip(names, values):  # noqa: B905 (same length; strict= costs)
@@ -209,7 +211,7 @@ def _make_init(spec: Spec) -> Callable[..., None]:
             if post:
                 self.__post_init__()  # type: ignore[attr-defined]
     else:
-        def __init__(self: object, *args: object, **kwargs: object) -> None:
+        def __init__(self: object, /, *args: object, **kwargs: object) -> None:
             # A frozen record's __setattr__ is bypassed, as dataclasses' own
             # object.__setattr__ per field bypasses it.
             # zip without strict=: the lengths are equal, and strict=True
@@ -333,16 +335,23 @@ def reference(cls: type) -> type:
 
 class _FromReference:
     """A class attribute built on first access from the reference dataclass,
-    then stored in its place (tooling only: fields(), replace(), inspect)."""
+    then stored in its place (tooling only: fields(), replace(), inspect).
+    `own_only`: not stored, and absent for instances and subclasses
+    (`__signature__`, which a dataclass does not have as an attribute)."""
 
-    def __init__(self, owner: type, name: str, build: Callable[[type], object]) -> None:
+    def __init__(self, owner: type, name: str, build: Callable[[type], object],
+                 own_only: bool = False) -> None:
         self.owner = owner
         self.name = name
         self.build = build
+        self.own_only = own_only
 
     def __get__(self, obj: object, objtype: type | None = None) -> object:
+        if self.own_only and (obj is not None or objtype is not self.owner):
+            raise AttributeError(self.name)
         value = self.build(reference(self.owner))
-        type.__setattr__(self.owner, self.name, value)
+        if not self.own_only:
+            type.__setattr__(self.owner, self.name, value)
         return value
 
 
@@ -413,7 +422,8 @@ def _process(cls: type, init: bool, repr: bool, eq: bool, frozen: bool, slots: b
     type.__setattr__(cls, "__record__", spec)
     for lazy in ("__dataclass_fields__", "__dataclass_params__"):
         type.__setattr__(cls, lazy, _FromReference(cls, lazy, attrgetter(lazy)))
-    type.__setattr__(cls, "__signature__", _FromReference(cls, "__signature__", _signature))
+    type.__setattr__(cls, "__signature__", _FromReference(cls, "__signature__", _signature,
+                                                                 own_only=True))
     if not spec.doc:
         type.__setattr__(cls, "__doc__", _FromReference(cls, "__doc__", attrgetter("__doc__")))
     return cls
