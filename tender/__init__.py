@@ -7,9 +7,11 @@ error paths do not pay for the whole run path."""
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from tender.abi import Hypercall, Result
     from tender.config import BlockSpec, CpuidMode, HandlerMode, NetSpec, VmConfig
     from tender.errors import InterceptError, TenderError

@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 from types import FrameType
-from typing import TYPE_CHECKING
 
 from tender import abi
 from tender.argv import Pass1, pass1, pass2_prefix, usage
@@ -22,6 +21,7 @@ from tender.errors import (
     one_line,
 )
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
     from tender.vm import Tender
 

@@ -4,12 +4,12 @@ what library users build directly)."""
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
 
 from tender.abi import DEFAULT_MEM
 from tender.errors import UsageError
 from tender.record import record
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
     from typing import Literal
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from elftools.elf.structs import ELFStructs
 
 # e_type, e_machine, e_version, e_entry, e_phoff, e_ehsize, e_phentsize, e_phnum

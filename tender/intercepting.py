@@ -8,12 +8,14 @@ usual case) gets `NO_INTERCEPTS`, which behaves as an empty InterceptRun."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from tender.hypercalls.halt import Halt, halt
 from tender.memory import GuestMemory
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from tender.abi import Hypercall
     from tender.hypercalls.context import Handler
     from tender.intercept import Interceptor, InterceptRun

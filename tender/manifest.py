@@ -16,11 +16,14 @@ import functools
 import struct
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from tender import abi
 from tender.errors import ElfError, ManifestError
 from tender.record import record, replace
+
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Entry",

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import mmap
 import struct
-from typing import Any
 
 from tender.abi import GUEST_MIN_BASE, PAGE_SIZE
 from tender.errors import GuestFault, HostError
+
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def bad_access(gpa: int, size: int) -> GuestFault:

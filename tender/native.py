@@ -4,12 +4,14 @@ have a C twin. Shared by the vCPU loop and the net ring thread."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from tender import abi, modules
 from tender import manifest as mft
 from tender.hypercalls import Context
 from tender.memory import GuestMemory
+
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 # Hypercalls that have a C twin in csrc/vcpu_loop.c (the module table says).
 NATIVE_CAPABLE = modules.native_capable()

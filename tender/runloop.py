@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
 
 from tender import abi
 from tender.errors import ConsoleError, DeviceError, GuestFault, Stopped, TenderError
@@ -17,7 +16,10 @@ from tender.memory import GuestMemory
 from tender.record import record
 from tender.session import ExitHook, HaltHook, Outcome, RunningVm
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from tender.backend import RunBackend
 
 

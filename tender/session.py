@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
 
 from tender import abi
 from tender import manifest as mft
@@ -16,6 +15,10 @@ from tender.hypercalls.context import Context
 from tender.hypercalls.halt import Halt
 from tender.memory import GuestMemory
 from tender.record import field, record
+
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
 
 Diag = Callable[[str], None]
 
@@ -58,4 +61,4 @@ HaltHook = Callable[[RunningVm, Halt], None]
 # Sees the typed exits Retry, Interrupted and HostExit (tender.exits) before
 # the loop acts on them; True claims a HostExit (e.g. the gdb stub's debug
 # exit) and resumes.
-ExitHook = Callable[[RunningVm, Any], bool]
+ExitHook: TypeAlias = "Callable[[RunningVm, Any], bool]"    # a string: no typing.Any at run time

@@ -20,13 +20,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
 
 from tender import abi
 from tender.hypercalls.tally import N_FIELDS, Tally
 from tender.record import field, record
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from tender.backend import StatsView
 
 _EMPTY: Mapping[str, int] = MappingProxyType({})

@@ -12,7 +12,6 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 
 from tender import abi, elf, intercepting, layout, wx
 from tender import manifest as mft
@@ -42,7 +41,10 @@ from tender.session import (
 )
 from tender.usercode import UserCode
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from tender.backend import RunBackend, StatsView
     from tender.devices.block import BlockDevice
     from tender.devices.net import NetDevice

@@ -6,9 +6,11 @@ pay for FramePipe's socket module."""
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from tender.devices.disk import BlockDisk, MemoryDisk
     from tender.devices.pipe import FramePipe
 

@@ -4,12 +4,12 @@ console fd and the poll set. Nothing of KVM."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from tender.hypercalls.tally import Tally
 from tender.memory import GuestMemory
 from tender.record import field, record
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
     from tender.devices.block import BlockDevice
     from tender.devices.net import NetDevice

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from tender import abi
 from tender.errors import DeviceError
 from tender.hypercalls.context import Context
 from tender.hypercalls.tally import Field
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
     from tender.devices.net import NetDevice
 

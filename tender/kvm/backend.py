@@ -11,7 +11,6 @@ import errno
 import mmap
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from tender import abi
 from tender.config import CpuidMode
@@ -37,7 +36,10 @@ from tender.kvm.vmfd import VmFd
 from tender.layout import CpuPlan
 from tender.record import record
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from tender.kvm.debug import KvmDebugView
 
 # Imported up front, with the rest of the run path (setup imports it lazily):

@@ -11,7 +11,6 @@ import re
 import struct
 from collections.abc import Callable
 from enum import Enum
-from typing import Any
 
 from tender import abi
 from tender.config import BlockSpec, NetSpec
@@ -19,6 +18,10 @@ from tender.errors import UsageError
 from tender.hypercalls.context import Handler
 from tender.manifest import Manifest
 from tender.record import field, record
+
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 _NAME = r"([A-Za-z0-9]{1,67})"
 
