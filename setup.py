@@ -34,8 +34,13 @@ class BuildLauncher(build_scripts):  # type: ignore[misc]
         exe = out / COMMANDS[0]
         # Fallback interpreter for a launcher installed where no `python`
         # sits beside it (e.g. `pip install --user`): the one building it.
-        python = sys.executable.replace("\\", "\\\\").replace('"', '\\"')
-        cmd = [_cc(), "-O2", "-Wall", f'-DPYTENDER_PYTHON="{python}"', "-o", str(exe), SOURCE]
+        python = _c_string(sys.executable)
+        # An editable install's packages are this source tree (setuptools'
+        # finder maps it; the launcher starts without site, so it is told).
+        editable = "editable_wheel" in self.distribution.command_obj
+        src = _c_string(str(Path(__file__).resolve().parent) if editable else "")
+        cmd = [_cc(), "-O2", "-Wall", f'-DPYTENDER_PYTHON="{python}"',
+               f'-DPYTENDER_SRC="{src}"', "-o", str(exe), SOURCE]
         # Static: no dynamic loader runs before the signals are blocked.
         if subprocess.run([*cmd[:1], "-static", *cmd[1:]], check=False).returncode != 0:
             subprocess.run(cmd, check=True)
@@ -44,6 +49,10 @@ class BuildLauncher(build_scripts):  # type: ignore[misc]
 
     def get_outputs(self) -> list[str]:
         return [str(Path(self.build_dir) / name) for name in COMMANDS]
+
+
+def _c_string(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _cc() -> str:

@@ -5,12 +5,20 @@
  * mask survives execve; tender/cli.py unblocks once its handler is in
  * place), then exec the interpreter that sits beside this file:
  *
- *   DIR/python             a virtual environment's bin/ (site on)
+ *   DIR/python             a virtual environment's bin/
  *   DIR/python + DIR/lib   `pytender install-monitor`: isolated, no site,
  *                          no bytecode writes, DIR/lib first on sys.path
  *
  * and, when there is no DIR/python, PYTENDER_PYTHON (compiled in by setup.py:
  * the interpreter that built it, for a `pip install --user` bin/).
+ *
+ * Outside a monitor root the interpreter also starts without site (-I -S:
+ * site, the .pth files and setuptools' editable finder cost a boot ~4 ms
+ * and pathlib, urllib, ipaddress): BOOT puts first on sys.path the
+ * directories where this install may keep its packages (PYTENDER_SRC, the
+ * source tree, compiled in for an editable install; DIR/../lib/pythonX.Y/
+ * site-packages; DIR/.. for `pip install --target`), and tender/_launch.py
+ * runs site after all when they do not hold everything the tender imports.
  *
  * Policy stays in Python; this file only finds the interpreter. */
 #define _GNU_SOURCE
@@ -26,14 +34,33 @@
 #ifndef PYTENDER_PYTHON
 #define PYTENDER_PYTHON ""
 #endif
+#ifndef PYTENDER_SRC
+#define PYTENDER_SRC ""
+#endif
 
+/* argv[1:5]: monitor lib dir or "", this file's directory, PYTENDER_SRC,
+ * the inherited SIGPIPE disposition. */
 static const char boot[] =
     "import sys\n"
-    "d = sys.argv.pop(1)\n"
-    "if d: sys.path.insert(0, d)\n"
-    "ign = sys.argv.pop(1) == 'ign'\n"
+    "lib, here, src, pipe = sys.argv[1:5]\n"
+    "del sys.argv[1:5]\n"
+    "if lib:\n"
+    "    sys.path.insert(0, lib)\n"
+    "else:\n"
+    "    top = here.rpartition('/')[0]\n"
+    "    own = [p for p in (src, '%s/lib/python%d.%d/site-packages' % (top, *sys.version_info[:2]),\n"
+    "                       top) if p]\n"
+    "    sys.path[:0] = own\n"
+    "    try:\n"
+    "        from tender._launch import settle\n"
+    "    except ImportError:\n"
+    "        del sys.path[:len(own)]\n"
+    "        import site\n"
+    "        site.main()\n"
+    "    else:\n"
+    "        settle(own, src)\n"
     "from tender.cli import launched\n"
-    "launched(ign)\n";
+    "launched(pipe == 'ign')\n";
 
 int main(int argc, char **argv)
 {
@@ -68,14 +95,16 @@ int main(int argc, char **argv)
     monitor = stat(lib, &st) == 0 && S_ISDIR(st.st_mode);
     lib[strlen(lib) - strlen("/tender")] = '\0';
 
-    args = calloc((size_t)argc + 8, sizeof(*args));
+    args = calloc((size_t)argc + 10, sizeof(*args));
     if (args == NULL)
         return 1;
     args[k++] = python;
-    args[k++] = monitor ? "-IBS" : "-I";
+    args[k++] = monitor ? "-IBS" : "-IS";
     args[k++] = "-c";
     args[k++] = (char *)boot;
     args[k++] = monitor ? lib : "";
+    args[k++] = dir;
+    args[k++] = PYTENDER_SRC;
     args[k++] = pipe_sa.sa_handler == SIG_IGN ? "ign" : "dfl";
     args[k++] = (char *)prog;
     for (i = 1; i < argc; i++)
