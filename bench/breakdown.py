@@ -23,7 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "guests" / "build" / "hello.hvt"
-STDLIB = ("dataclasses, typing, re, enum, signal, threading, mmap, ctypes, struct, select, "
+# What a hello boot imports from the standard library (tender.record and
+# TYPE_CHECKING = False keep dataclasses and typing off it).
+STDLIB = ("re, enum, signal, threading, contextlib, functools, mmap, ctypes, struct, select, "
           "fcntl, errno, weakref, _cffi_backend")
 WARMUP = 2
 

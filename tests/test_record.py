@@ -291,3 +291,15 @@ def test_no_dataclasses_import_for_records() -> None:
                         f"import sys; sys.path[:0] = {sys.path!r}\n" + code],
                        capture_output=True, text=True, timeout=60)
     assert r.stdout == "[] ['nr', 'gpa']\n", r.stdout + r.stderr
+
+
+def test_readme_record_snippet() -> None:
+    """README "Start-up cost": the snippet runs as printed, under -I -S,
+    without importing dataclasses."""
+    text = (ROOT / "README.md").read_text().split("## Start-up cost", 1)[1]
+    snippet = text.split("```python\n", 1)[1].split("```", 1)[0]
+    code = (f"import sys; sys.path[:0] = {sys.path!r}\n" + snippet
+            + "print(sorted({'dataclasses', 'typing'} & set(sys.modules)))\n")
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                       text=True, timeout=60)
+    assert r.stdout == "Point(x=1, tags=())\n[]\n", r.stdout + r.stderr
