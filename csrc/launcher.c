@@ -39,8 +39,11 @@
 #endif
 
 /* argv[1:5]: monitor lib dir or "", this file's directory, PYTENDER_SRC,
- * the inherited SIGPIPE disposition. */
+ * the inherited SIGPIPE disposition. The cyclic collector stays off until
+ * the guest runs (tender/cli.py _resume_gc). */
 static const char boot[] =
+    "import gc\n"
+    "gc.disable()\n"
     "import sys\n"
     "lib, here, src, pipe = sys.argv[1:5]\n"
     "del sys.argv[1:5]\n"

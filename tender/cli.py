@@ -5,6 +5,7 @@ takes the same grammar after `run`."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -98,10 +99,11 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 def run_hvt(prog: str, argv: list[str], latch: SignalLatch | None = None,
-            sigpipe: signal.Handlers = signal.SIG_DFL) -> int:
+            sigpipe: signal.Handlers = signal.SIG_DFL, paused_gc: bool = False) -> int:
     """solo5-hvt semantics; returns the process exit status. SIGPIPE: the
     disposition the process inherited (the native launcher sees it; Python
-    itself always starts with SIGPIPE ignored)."""
+    itself always starts with SIGPIPE ignored). `paused_gc`: the launcher
+    started with the cyclic collector off (see _resume_gc)."""
     if latch is None:
         latch = SignalLatch()
         latch.install()
@@ -139,6 +141,8 @@ def run_hvt(prog: str, argv: list[str], latch: SignalLatch | None = None,
         latch.tender = tender
         if latch.signum:    # arrived while the guest was loading
             tender.stop()
+        if paused_gc:
+            _resume_gc()
         status = tender.run().exit_code
         latch.check()       # arrived as the guest halted: the signal wins
         return status
@@ -167,6 +171,16 @@ def run_hvt(prog: str, argv: list[str], latch: SignalLatch | None = None,
         return exit_code_for(exc)
 
 
+def _resume_gc() -> None:
+    """The launcher's boot turns the cyclic collector off: start-up builds
+    tens of thousands of long-lived objects (modules, classes, functions)
+    that it would scan again and again (~2 ms a boot here, bench/README.md).
+    They go to the permanent generation, and the collector runs as usual
+    for the rest of the process."""
+    gc.freeze()
+    gc.enable()
+
+
 def _finish(status: int) -> None:
     # The run is over: a late SIGINT/SIGTERM must not interrupt the exit.
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -177,11 +191,12 @@ def _finish(status: int) -> None:
         os._exit(status & 0xFF)
 
 
-def _pytender(argv: list[str], latch: SignalLatch, sigpipe: signal.Handlers) -> int:
+def _pytender(argv: list[str], latch: SignalLatch, sigpipe: signal.Handlers,
+              paused_gc: bool) -> int:
     """`pytender COMMAND ...`."""
     prog = "pytender"
     if argv[:1] == ["run"]:
-        return run_hvt(prog, argv[1:], latch, sigpipe)
+        return run_hvt(prog, argv[1:], latch, sigpipe, paused_gc)
     if argv[:1] in (["--version"], ["version"]):
         return run_hvt(prog, ["--version"], latch)
     if argv[:1] == ["install-monitor"]:
@@ -213,14 +228,15 @@ def _install_monitor(prog: str, argv: list[str], latch: SignalLatch) -> int:
     return 0
 
 
-def _start(argv0: str, argv: list[str], sigpipe: signal.Handlers = signal.SIG_DFL) -> None:
+def _start(argv0: str, argv: list[str], sigpipe: signal.Handlers = signal.SIG_DFL,
+           paused_gc: bool = False) -> None:
     """Every entry point: the latch first, then the command named by argv0."""
     latch = SignalLatch()
     latch.install()
     name = os.path.basename(argv0)
     if name == "pytender":
-        _finish(_pytender(argv, latch, sigpipe))
-    _finish(run_hvt(name or "pytender-hvt", argv, latch, sigpipe))
+        _finish(_pytender(argv, latch, sigpipe, paused_gc))
+    _finish(run_hvt(name or "pytender-hvt", argv, latch, sigpipe, paused_gc))
 
 
 def main_hvt() -> None:
@@ -234,8 +250,10 @@ def main() -> None:
 def launched(sigpipe_ignored: bool = False) -> None:
     """Entry from the native launcher (csrc/launcher.c): `python -c BOOT
     LIBDIR SIGPIPE ARGV0 ARGS...`, started with SIGINT/SIGTERM blocked;
-    BOOT has taken LIBDIR and SIGPIPE (whether it was inherited ignored)."""
-    _start(sys.argv[1], sys.argv[2:], signal.SIG_IGN if sigpipe_ignored else signal.SIG_DFL)
+    BOOT has taken LIBDIR and SIGPIPE (whether it was inherited ignored)
+    and turned the cyclic collector off until the guest runs."""
+    _start(sys.argv[1], sys.argv[2:], signal.SIG_IGN if sigpipe_ignored else signal.SIG_DFL,
+           paused_gc=not gc.isenabled())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The native launcher (csrc/launcher.c + tender/_launch.py) starts the
 interpreter without site when the install's own directories hold the tender
-and its dependencies, and falls back to site otherwise, for every way
+and its dependencies (and with the cyclic collector paused until the guest
+runs), and falls back to site otherwise, for every way
 pytender gets installed: a venv, `pip install --user`, a system (non-venv)
 prefix, an editable install. Each case boots hello through the installed
 `pytender-hvt` with a --script that reports, from inside the tender, whether
@@ -24,10 +25,11 @@ from conftest import ROOT, guest, require_kvm
 from tender._launch import NEEDS
 
 PROBE = """\
-import json, os, sys
+import gc, json, os, sys
 import cffi, tender
 info = {"no_site": sys.flags.no_site, "site": "site" in sys.modules, "tender": tender.__file__,
-        "cffi": cffi.__file__, "path": sys.path}
+        "cffi": cffi.__file__, "path": sys.path, "gc": gc.isenabled(),
+        "frozen": gc.get_freeze_count()}
 os.write(2, ("PROBE " + json.dumps(info) + "\\n").encode())
 intercept = {}
 """
@@ -103,6 +105,8 @@ def _boot(exe: Path, tmp: Path, *command: str,
     (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("PROBE ")]
     info: dict[str, object] = json.loads(line[6:])
     assert info["no_site"] == 1
+    # Collector off for start-up, then on with start-up's objects frozen.
+    assert info["gc"] is True and int(info["frozen"]) > 5000, info  # type: ignore[call-overload]
     return info
 
 
