@@ -7,13 +7,17 @@ mode), and the structs are cffi buffers of the header's own layouts."""
 from __future__ import annotations
 
 import fcntl
-from typing import Any
 
 from tender._vcpu import ffi, lib
 from tender.errors import KvmError
 
-# A cffi `struct kvm_* *` (mypy sees cffi data as Any).
-Struct = Any
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
+# A cffi `struct kvm_* *` (mypy sees cffi data as Any); a string, so that
+# typing.Any is not needed at run time.
+Struct: TypeAlias = "Any"
 
 KVM_API_VERSION: int = lib.KVM_API_VERSION
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import errno
 import mmap
 import os
-from typing import Any
 
 from tender.errors import KvmError
 from tender.kvm import ioctls as k
+
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class VcpuFd:
