@@ -3,7 +3,6 @@ halts. Nothing here knows which hypervisor produced them."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
 
@@ -23,11 +22,28 @@ if TYPE_CHECKING:
     from tender.backend import RunBackend
 
 
+class StopFlag:
+    """Set from any thread (Tender.stop, a signal handler), read by the loop
+    between exits: threading.Event's set/is_set, without importing
+    threading on the boot path (issue 10); an attribute write is atomic."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 @record(frozen=True)
 class LoopHooks:
     """What the run assembly plugs into the loop."""
 
-    stop: threading.Event
+    stop: StopFlag
     halt: Callable[[GuestMemory, int], Halt]     # decodes HALT's argument
     halt_hooks: Sequence[HaltHook]
     exit_hooks: Sequence[ExitHook]

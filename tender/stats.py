@@ -15,8 +15,8 @@ waits on a reader. The exit counters are named by the view too."""
 
 from __future__ import annotations
 
+import _thread
 import enum
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -200,7 +200,7 @@ class LiveRun:
         self._devices = MappingProxyType(dict(devices))
         self._t0 = time.monotonic()
         self._t1: float | None = None
-        self._lock = threading.Lock()   # the host view against finish(); never the guest's
+        self._lock = _thread.allocate_lock()  # the host view against finish(); never the guest's
         self._host = host
         self._final_kvm: KvmStats | None = (
             None if host.unavailable is None else KvmStats(unavailable=host.unavailable))

@@ -8,9 +8,6 @@ Interrupted into it. Everywhere else the handler only asks the run to stop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from tender.errors import Interrupted
 
 
@@ -19,16 +16,10 @@ class UserCode:
         self._inside = False
         self._signum = 0
 
-    @contextmanager
-    def inside(self, yes: bool = True) -> Iterator[None]:
+    def inside(self, yes: bool = True) -> _Inside:
         """Around a call into user code (yes) or, from within it, back into
         the tender's (no: call.proceed() runs the normal handler whole)."""
-        before, self._inside = self._inside, yes
-        try:
-            self.check()
-            yield
-        finally:
-            self._inside = before
+        return _Inside(self, yes)
 
     def check(self) -> None:
         if self._inside and self._signum:
@@ -38,3 +29,27 @@ class UserCode:
         """From a signal handler on the vCPU thread (the CLI's latch)."""
         self._signum = signum
         self.check()
+
+
+class _Inside:
+    """UserCode.inside's context manager: a class, as contextlib (~1 ms of a
+    boot, issue 10) is not imported on the boot path."""
+
+    __slots__ = ("_before", "_user", "_yes")
+
+    def __init__(self, user: UserCode, yes: bool) -> None:
+        self._user = user
+        self._yes = yes
+        self._before = False
+
+    def __enter__(self) -> None:
+        user = self._user
+        self._before, user._inside = user._inside, self._yes
+        try:
+            user.check()
+        except BaseException:
+            user._inside = self._before
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        self._user._inside = self._before

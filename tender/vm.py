@@ -6,12 +6,11 @@ before a bad option first (Tender.open_devices)."""
 
 from __future__ import annotations
 
+import _thread
 import mmap
 import os
 import signal
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 
 from tender import abi, elf, intercepting, layout, wx
 from tender import manifest as mft
@@ -30,7 +29,7 @@ from tender.hypercalls.halt import Halt
 from tender.memory import GuestMemory
 from tender.modules import dispatch_table
 from tender.native import native_set, native_view
-from tender.runloop import LoopHooks, run_until_halt
+from tender.runloop import LoopHooks, StopFlag, run_until_halt
 from tender.session import (
     Diag,
     ExitHook,
@@ -90,14 +89,20 @@ def _declared(manifest: mft.Manifest, name: str, dtype: abi.DeviceType) -> int:
     return handle
 
 
-@contextmanager
-def _loading(what: str) -> Iterator[None]:
+class _loading:     # lower case: used as the function it was, `with _loading(...)`
     """Around a lazy import: out of fds, it fails with OSError (or
-    ImportError), which must reach a library user as a TenderError."""
-    try:
-        yield
-    except (OSError, ImportError) as exc:
-        raise HostError(f"could not load {what}: {exc}") from None
+    ImportError), which must reach a library user as a TenderError. (A
+    class: contextlib is not imported on the boot path, issue 10.)"""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
+        if isinstance(exc, (OSError, ImportError)):
+            raise HostError(f"could not load {self.what}: {exc}") from None
 
 
 def _load_backend(cfg: VmConfig, diag: Diag) -> RunBackend:
@@ -143,13 +148,13 @@ class Tender:
         self._run_exit_hooks: list[ExitHook] = []
         self._sandbox = sandbox
         self._ring: NetRing | None = None
-        self._stop = threading.Event()
+        self._stop = StopFlag()
         self._vcpu_thread: int | None = None
         # Held while stop() signals the vCPU thread and while that thread
         # leaves the loop: pthread_kill on a thread that has exited is
         # undefined (it can crash the process), so stop() must never race it.
         # Re-entrant: a signal handler on the vCPU thread may call stop().
-        self._thread_lock = threading.RLock()
+        self._thread_lock = _thread.RLock()   # threading.RLock is this C lock
         self._closers: list[Callable[[], None]] = []
         self._keep: list[Any] = []      # C-side arrays of the current run
         self._wx_protected: layout.Ranges | None = None
@@ -450,7 +455,7 @@ class Tender:
             v.native_mask = sum(1 << nr for nr in served)
         backend.enter(v, (*self._kick_signals, STOP_SIGNAL), bool(self._run_exit_hooks))
         with self._thread_lock:
-            self._vcpu_thread = threading.get_ident()
+            self._vcpu_thread = _thread.get_ident()
         protected = self._wx_protected
 
         def fault_of(h: Halt) -> str | None:

@@ -21,9 +21,10 @@ NOT_ON_THE_BOOT_PATH = (
     # The standard library the code base is written with, but a boot does
     # without: tender.record in place of dataclasses (which imports inspect,
     # ast, dis, tokenize), typing only under TYPE_CHECKING; site's editable
-    # finder (pathlib, urllib, ipaddress) is skipped by the launcher.
+    # finder (pathlib, urllib, ipaddress) is skipped by the launcher; the
+    # stop flag, locks and context managers do without threading/contextlib.
     "dataclasses", "inspect", "ast", "dis", "tokenize", "typing", "pathlib", "urllib",
-    "ipaddress", "importlib.util", "site",
+    "ipaddress", "importlib.util", "site", "threading", "contextlib",
 )
 
 _RUN = """
@@ -77,7 +78,8 @@ def test_tooling_still_uses_the_libraries() -> None:
 
 # Modules whose source or bytecode the launcher's own start must not open.
 _LAUNCHER_AVOIDS = ("site", "dataclasses", "inspect", "typing", "pathlib", "ipaddress",
-                    "urllib", "fnmatch", "__editable___pytender_0_1_0_finder")
+                    "urllib", "fnmatch", "threading", "contextlib",
+                    "__editable___pytender_0_1_0_finder")
 
 
 def test_installed_launcher_boot_opens_none_of_it(tmp_path: Path) -> None:
