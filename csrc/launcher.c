@@ -14,8 +14,9 @@
  *
  * Outside a monitor root the interpreter also starts without site (-I -S:
  * site, the .pth files and setuptools' editable finder cost a boot ~4 ms
- * and pathlib, urllib, ipaddress): BOOT puts first on sys.path the
- * directories where this install may keep its packages (PYTENDER_SRC, the
+ * and pathlib, urllib, ipaddress): BOOT appends to sys.path, after the
+ * standard library as site would, the directories where this install may
+ * keep its packages (PYTENDER_SRC, the
  * source tree, compiled in for an editable install; DIR/../lib/pythonX.Y/
  * site-packages; DIR/.. for `pip install --target`), and tender/_launch.py
  * runs site after all when they do not hold everything the tender imports.
@@ -53,11 +54,11 @@ static const char boot[] =
     "    top = here.rpartition('/')[0]\n"
     "    own = [p for p in (src, '%s/lib/python%d.%d/site-packages' % (top, *sys.version_info[:2]),\n"
     "                       top) if p]\n"
-    "    sys.path[:0] = own\n"
+    "    sys.path += own\n"
     "    try:\n"
     "        from tender._launch import settle\n"
     "    except ImportError:\n"
-    "        del sys.path[:len(own)]\n"
+    "        del sys.path[-len(own):]\n"
     "        import site\n"
     "        site.main()\n"
     "    else:\n"

@@ -29,7 +29,7 @@ import gc, json, os, sys
 import cffi, tender
 info = {"no_site": sys.flags.no_site, "site": "site" in sys.modules, "tender": tender.__file__,
         "cffi": cffi.__file__, "path": sys.path, "gc": gc.isenabled(),
-        "frozen": gc.get_freeze_count()}
+        "frozen": gc.get_freeze_count(), "stdlib": os.path.dirname(os.__file__)}
 os.write(2, ("PROBE " + json.dumps(info) + "\\n").encode())
 intercept = {}
 """
@@ -107,6 +107,11 @@ def _boot(exe: Path, tmp: Path, *command: str,
     assert info["no_site"] == 1
     # Collector off for start-up, then on with start-up's objects frozen.
     assert info["gc"] is True and int(info["frozen"]) > 5000, info  # type: ignore[call-overload]
+    # As under site: the standard library before the packages (a stray
+    # enum or typing backport in site-packages must not shadow it).
+    path = [str(p) for p in info["path"]]  # type: ignore[attr-defined]
+    cffi_dir = os.path.dirname(os.path.dirname(str(info["cffi"])))
+    assert path.index(str(info["stdlib"])) < path.index(cffi_dir), info
     return info
 
 
