@@ -80,6 +80,8 @@ class Spec:
 
 
 def _is_classvar(annotation: object) -> bool:
+    if isinstance(annotation, str) and "Var" not in annotation:
+        return False            # the usual case, cheaply
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
     return isinstance(text, str) and text.split("[")[0].strip() in (
         "ClassVar", "typing.ClassVar", "InitVar", "dataclasses.InitVar")
@@ -157,12 +159,12 @@ def _names_text(names: list[str]) -> str:
     return ", ".join(quoted[:-2]) + f", {quoted[-2]}, and {quoted[-1]}"
 
 
-def bind(qualname: str, fields: tuple[Field, ...], args: tuple[object, ...],
-         kwargs: dict[str, object]) -> list[object]:
+def bind(qualname: str, fields: tuple[Field, ...], where: dict[str, int], defcount: int,
+         args: tuple[object, ...], kwargs: dict[str, object]) -> list[object]:
     """Arguments to field values in order, with CPython 3.11's own checks in
-    its order and its TypeError texts (ceval.c initialize_locals)."""
+    its order and its TypeError texts (ceval.c initialize_locals). `where`:
+    field name -> index; `defcount`: how many (trailing) fields default."""
     n = len(fields)
-    where = {f.name: i for i, f in enumerate(fields)}
     values: list[object] = list(args[:n]) + [MISSING] * max(0, n - len(args))
     for key, value in kwargs.items():
         i = where.get(key)
@@ -173,8 +175,6 @@ def bind(qualname: str, fields: tuple[Field, ...], args: tuple[object, ...],
         if values[i] is not MISSING:
             raise TypeError(f"{qualname}() got multiple values for argument '{key}'")
         values[i] = value
-    defcount = sum(1 for f in fields
-                   if f.default is not MISSING or f.default_factory is not MISSING)
     if len(args) > n:
         sig = f"from {n + 1 - defcount} to {n + 1}" if defcount else str(n + 1)
         given = len(args) + 1
@@ -198,14 +198,17 @@ def _make_init(spec: Spec) -> Callable[..., None]:
     names = tuple(f.name for f in fields)
     n = len(names)
     qualname = f"{spec.qualname}.__init__"
+    where = {name: i for i, name in enumerate(names)}
+    defcount = sum(1 for f in fields
+                   if f.default is not MISSING or f.default_factory is not MISSING)
     post = getattr(spec.cls, "__post_init__", None) is not None
     setter = object.__setattr__
     # Positional calls with every field (an exit per hypercall) skip bind();
     # the two bodies are written out because a call per field is measurable.
     if spec.slots:
         def __init__(self: object, /, *args: object, **kwargs: object) -> None:
-            values = args if len(args) == n and not kwargs else bind(qualname, fields, args,
-                                                                     kwargs)
+            values = args if len(args) == n and not kwargs else bind(
+                qualname, fields, where, defcount, args, kwargs)
             for name, value in zip(names, values):  # noqa: B905 (same length; strict= costs)
                 setter(self, name, value)
             if post:
@@ -217,7 +220,8 @@ def _make_init(spec: Spec) -> Callable[..., None]:
             # zip without strict=: the lengths are equal, and strict=True
             # alone costs ~0.2 us a call.
             self.__dict__.update(zip(names, args if len(args) == n and not kwargs  # noqa: B905
-                                     else bind(qualname, fields, args, kwargs)))
+                                     else bind(qualname, fields, where, defcount, args,
+                                               kwargs)))
             if post:
                 self.__post_init__()  # type: ignore[attr-defined]
 
