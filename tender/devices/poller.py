@@ -4,10 +4,10 @@ a kqueue where there is no epoll (FreeBSD, tender/devices/kqwait.py)."""
 from __future__ import annotations
 
 import select
-from typing import TYPE_CHECKING
 
 from tender.errors import DeviceError
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
     from tender.devices.kqwait import Kqueue, WaitSet
 
