@@ -23,10 +23,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "guests" / "build" / "hello.hvt"
-# What a hello boot imports from the standard library (tender.record and
-# TYPE_CHECKING = False keep dataclasses and typing off it).
-STDLIB = ("re, enum, signal, threading, contextlib, functools, mmap, ctypes, struct, select, "
-          "fcntl, errno, weakref, _cffi_backend")
+# What a hello boot imports from the standard library (tender.record,
+# TYPE_CHECKING = False and _thread keep dataclasses, typing, threading and
+# contextlib off it).
+STDLIB = ("re, enum, signal, functools, weakref, mmap, struct, select, fcntl, errno, gc, "
+          "_thread, _cffi_backend")
 WARMUP = 2
 
 
