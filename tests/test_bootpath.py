@@ -20,7 +20,9 @@ NOT_ON_THE_BOOT_PATH = (
     "tender.devices.block", "tender.devices.net", "tender.devices.ring", "tender.devices.disk",
     # The standard library the code base is written with, but a boot does
     # without: tender.record in place of dataclasses (which imports inspect,
-    # ast, dis, tokenize), typing only under TYPE_CHECKING; site's editable
+    # ast, dis, tokenize); typing only as `TYPE_CHECKING = False` then
+    # `if TYPE_CHECKING: from typing import ...` (not typing's own
+    # TYPE_CHECKING, whose import is the cost); site's editable
     # finder (pathlib, urllib, ipaddress) is skipped by the launcher; the
     # stop flag, locks and context managers do without threading/contextlib.
     "dataclasses", "inspect", "ast", "dis", "tokenize", "typing", "pathlib", "urllib",

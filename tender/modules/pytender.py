@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from tender import abi
 from tender.config import BlockSpec, HandlerMode, NetSpec
 from tender.modules.options import ArgState, Match, Module, Option, only, setter
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
     from typing import Literal
 
