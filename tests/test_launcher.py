@@ -140,7 +140,9 @@ def test_venv_install_starts_without_site(wheels: dict[str, Path], tmp_path: Pat
 
 
 def _user_env(base: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONUSERBASE": str(base)}
+    # A distribution's python refuses --user installs (PEP 668) unless told;
+    # this one goes to a temporary user base.
+    return {**os.environ, "PYTHONUSERBASE": str(base), "PIP_BREAK_SYSTEM_PACKAGES": "1"}
 
 
 def test_user_install_starts_without_site(wheels: dict[str, Path], tmp_path: Path) -> None:
