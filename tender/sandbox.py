@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tender.errors import HostError
+from tender.record import record
 
 if sys.platform.startswith("linux"):
     from tender.linux.sandbox import (
@@ -27,6 +26,7 @@ if sys.platform.startswith("linux"):
     )
     from tender.linux.sandbox import enter as _enter_linux
 
+TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
     from tender.devices.block import BlockDevice
     from tender.devices.net import NetDevice
@@ -45,7 +45,7 @@ NO_CAPSICUM = ("no sandbox: Capsicum is not available here (libc or kernel), the
 STDERR = 2
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Held:
     """The descriptors a run holds when it enters the sandbox: Capsicum
     limits each (seccomp needs none of them)."""
