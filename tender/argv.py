@@ -11,7 +11,7 @@ import os
 from tender.config import VmConfig
 from tender.errors import TenderError, UsageError
 from tender.manifest import Manifest
-from tender.modules.options import ArgState, invalid
+from tender.modules.options import ArgState, Module, invalid
 from tender.record import record, replace
 
 
@@ -58,30 +58,33 @@ def pass1(argv: list[str] | tuple[str, ...]) -> Pass1:
     raise UsageError("Missing KERNEL operand")
 
 
-def pass2(p1: Pass1, manifest: Manifest) -> VmConfig:
+def pass2(p1: Pass1, manifest: Manifest, table: tuple[Module, ...] | None = None) -> VmConfig:
     """Options before KERNEL -> VmConfig, or the first option error."""
-    config, error = pass2_prefix(p1, manifest)
+    config, error = pass2_prefix(p1, manifest, table)
     if error is not None:
         raise error
     return config
 
 
-def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError | None]:
+def pass2_prefix(p1: Pass1, manifest: Manifest,
+                 table: tuple[Module, ...] | None = None) -> tuple[VmConfig, TenderError | None]:
     """Options before KERNEL -> VmConfig, each read by the module-table
     option that matches it. Later options win; repeating --block/--net
     re-attaches, as solo5-hvt. On a bad option, returns the configuration of
     the options before it with the error: solo5-hvt opens devices while it
-    parses, so their errors come first."""
+    parses, so their errors come first. `table`: the module table (default
+    modules.TABLE)."""
     from tender import modules
 
+    rows = modules.TABLE if table is None else table
     st = ArgState(manifest)
-    table = modules.options()
+    grammar = modules.options(rows)
     error: TenderError | None = None
     try:
         for arg in p1.options:
             if arg == "--":
                 break
-            for opt in table:
+            for opt in grammar:
                 if m := opt.accepts(arg):
                     opt.apply(st, arg, m)
                     break
@@ -89,7 +92,7 @@ def pass2_prefix(p1: Pass1, manifest: Manifest) -> tuple[VmConfig, TenderError |
                 raise invalid(arg)
     except TenderError as exc:
         error = exc     # the state holds exactly the options before it
-    for finish in modules.finishers():
+    for finish in modules.finishers(rows):
         finish(st)
     block_specs = tuple(
         replace(b, block_size=st.sectors.get(b.name, b.block_size)) for b in st.blocks.values()

@@ -84,3 +84,6 @@ class VmConfig:
     msr_filter: bool = True     # deny guest MSRs but the allowlist (tender/kvm/msr.py)
     # Serve Prometheus /metrics on 127.0.0.1:PORT during run() (0: any free port).
     metrics_port: int | None = None
+    # Device specs of modules other than block and net (each module's
+    # `devices` picks its own; each spec has a `name` for attach_order).
+    devices: tuple[object, ...] = ()

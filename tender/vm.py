@@ -12,22 +12,18 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 
-from tender import abi, elf, intercepting, layout, wx
+from tender import abi, elf, intercepting, layout, modules, wx
 from tender import manifest as mft
-from tender.config import BlockSpec, HandlerMode, NetSpec, VmConfig
+from tender.config import HandlerMode, VmConfig
 from tender.devices.poller import Poller
-from tender.errors import (
-    ElfError,
-    HostError,
-    ManifestError,
-    TenderError,
-    UsageError,
-)
+from tender.errors import ElfError, ManifestError, TenderError
 from tender.exits import KickMode
 from tender.hypercalls import Context, Handler
 from tender.hypercalls.halt import Halt
 from tender.memory import GuestMemory
 from tender.modules import dispatch_table
+from tender.modules.hooks import Assembly, Booted, Started
+from tender.modules.hooks import loading as _loading
 from tender.native import native_set, native_view
 from tender.runloop import LoopHooks, StopFlag, run_until_halt
 from tender.session import (
@@ -45,8 +41,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     from tender.backend import RunBackend, StatsView
-    from tender.devices.block import BlockDevice
-    from tender.devices.net import NetDevice
     from tender.devices.ring import NetRing
     from tender.intercept import Interceptor, InterceptRun
     from tender.stats import LiveRun, Stats
@@ -78,33 +72,6 @@ def load_guest(config: VmConfig) -> tuple[elf.Source, elf.Notes, mft.Manifest]:
     return binary, notes, manifest
 
 
-def _declared(manifest: mft.Manifest, name: str, dtype: abi.DeviceType) -> int:
-    handle = manifest.handle_of(name, dtype)
-    if handle is None:
-        found = manifest.find(name)
-        if found is not None and found[1].type in (1, 2):
-            raise UsageError(f"'{name}' is a {abi.DeviceType(found[1].type).name} device "
-                             f"in the manifest, not {dtype.name}")
-        raise UsageError(f"Resource not declared in manifest: '{name}'")
-    return handle
-
-
-class _loading:     # lower case: used as the function it was, `with _loading(...)`
-    """Around a lazy import: out of fds, it fails with OSError (or
-    ImportError), which must reach a library user as a TenderError. (A
-    class: contextlib is not imported on the boot path, issue 10.)"""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        pass
-
-    def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
-        if isinstance(exc, (OSError, ImportError)):
-            raise HostError(f"could not load {self.what}: {exc}") from None
-
-
 def _load_backend(cfg: VmConfig, diag: Diag) -> RunBackend:
     """Import the run path's lazily loaded modules up front (see _loading)."""
     from importlib import import_module
@@ -133,8 +100,10 @@ class Tender:
         exit_hooks: tuple[ExitHook, ...] = (),
         sandbox: bool = False,
         intercept: Mapping[Any, Interceptor] | None = None,
+        table: tuple[modules.Module, ...] = modules.TABLE,
     ) -> None:
         self.config = config
+        self._table = table     # the modules this tender runs (tender/modules/)
         self._intercept = intercepting.checked(intercept)
         self._icpt: InterceptRun | intercepting.NoIntercepts = intercepting.NO_INTERCEPTS
         self._user = UserCode()     # interceptors and --script run inside it
@@ -147,7 +116,8 @@ class Tender:
         self._run_halt_hooks: list[HaltHook] = []
         self._run_exit_hooks: list[ExitHook] = []
         self._sandbox = sandbox
-        self._ring: NetRing | None = None
+        self._asm: Assembly | None = None   # the current run's module state
+        self._native_calls: frozenset[int] = frozenset()    # what C may serve this run
         self._stop = StopFlag()
         self._vcpu_thread: int | None = None
         # Held while stop() signals the vCPU thread and while that thread
@@ -185,42 +155,18 @@ class Tender:
         self._user.interrupt(signum)
 
     # --- steps ---------------------------------------------------------------
-    def _attach(self, manifest: mft.Manifest) -> tuple[dict[int, BlockDevice],
-                                                        dict[int, NetDevice]]:
-        """Step 4: open block images and taps, in command-line order."""
-        specs: list[BlockSpec | NetSpec] = [*self.config.blocks, *self.config.nets]
+    def _attach(self, manifest: mft.Manifest) -> Assembly:
+        """Step 4: each module opens its devices, all in command-line order
+        (names not on it follow in table order: blocks before nets)."""
+        asm = Assembly(self.config, manifest, self._diag, self._closers)
+        specs = [(spec, m) for m in self._table if m.devices is not None
+                 for spec in m.devices(self.config)]
         rank = {name: i for i, name in enumerate(self.config.attach_order)}
-        specs.sort(key=lambda spec: rank.get(spec.name, len(rank)))   # stable
-        blocks: dict[int, BlockDevice] = {}
-        nets: dict[int, NetDevice] = {}
-        for spec in specs:
-            # A device module loads only for a run that has such a device.
-            if isinstance(spec, BlockSpec):
-                with _loading("the block device module"):
-                    from tender.devices.block import BlockDevice, open_disk
-
-                handle = _declared(manifest, spec.name, abi.DeviceType.BLOCK_BASIC)
-                if not abi.valid_block_size(spec.block_size):
-                    raise UsageError(
-                        "Block size must be a multiple of 2 greater than or equal 512"
-                    )
-                if spec.disk is not None:
-                    dev = open_disk(spec.name, spec.disk)
-                else:
-                    assert spec.path is not None
-                    dev = BlockDevice.open(spec.name, spec.path)
-                    dev.block_size = spec.block_size
-                self._closers.append(dev.close)
-                blocks[handle] = dev
-            else:
-                with _loading("the net device module"):
-                    from tender.devices.net import attach
-
-                handle = _declared(manifest, spec.name, abi.DeviceType.NET_BASIC)
-                ndev = attach(spec)
-                self._closers.append(ndev.close)
-                nets[handle] = ndev
-        return blocks, nets
+        specs.sort(key=lambda sm: rank.get(sm[0].name, len(rank)))   # stable
+        for spec, m in specs:
+            assert m.attach is not None, f"module {m.name} has devices but no attach"
+            m.attach(asm, spec)
+        return asm
 
     def open_devices(self) -> None:
         """Open and close this configuration's devices, nothing else: where a
@@ -232,7 +178,7 @@ class Tender:
             self._teardown()
 
     def run(self) -> Outcome:
-        self._ring = None
+        self._asm = None
         self._run_halt_hooks = list(self._halt_hooks)
         self._run_exit_hooks = list(self._exit_hooks)
         try:
@@ -277,10 +223,10 @@ class Tender:
         else:
             binary, notes, manifest = self._guest
         self._icpt = intercepting.for_run(self._intercept, cfg.script, self._user)
-        blocks, nets = self._attach(manifest)
+        self._asm = asm = self._attach(manifest)
 
         # Step 6: memory size.
-        mem_size = layout.mem_size(cfg.mem, has_net=bool(nets))
+        mem_size = layout.mem_size(cfg.mem, has_net=bool(asm.of("net")))
         if mem_size.warning:
             self._diag(mem_size.warning)
 
@@ -288,7 +234,7 @@ class Tender:
         self._closers.append(backend.close)
         mem = GuestMemory(mem_size.alloc, mem_size.guest, backend.open(mem_size.alloc))
         self._closers.append(mem.close)
-        live = self._start_stats(mem_size.guest, blocks, nets, backend.stats_view())
+        live = self._start_stats(mem_size.guest, asm, backend.stats_view())
 
         # Step 8: the ELF image; host pages of text/rodata become read-only
         # and no guest page is ever host-executable.
@@ -315,28 +261,13 @@ class Tender:
         backend.boot(cpu)
         tsc_hz = backend.tsc_hz()
 
-        # Step 11: module set-up, then every declared device must be attached.
-        for handle, dev in blocks.items():
-            dev.check_geometry()
-            manifest = manifest.replace(
-                handle, manifest.entries[handle].block(dev.capacity, dev.block_size, dev.fd)
-            )
-        for handle, ndev in nets.items():
-            from tender.devices.net import effective_mac
-            ndev.mac = effective_mac(ndev)
-            manifest = manifest.replace(
-                handle, manifest.entries[handle].net(ndev.mac, ndev.mtu, ndev.fd)
-            )
-        # Debug modules (gdb, dumpcore, trace) come after net, as upstream;
-        # nothing is imported or installed unless one was asked for.
-        debug = None
-        if cfg.gdb_port is not None or cfg.dumpcore is not None or cfg.trace is not None:
-            from tender.debug import attach_debug
-
-            debug = attach_debug(cfg, backend.debug_view, mem, self._diag)
-            self._closers.append(debug.close)
-            self._run_halt_hooks += debug.halt_hooks
-            self._run_exit_hooks += debug.exit_hooks
+        # Step 11: module set-up in table order (the debug modules after net,
+        # as upstream), then every declared device must be attached.
+        booted = Booted(backend, mem, mem_size)
+        for m in self._table:
+            if m.setup is not None:
+                m.setup(asm, booted)
+        manifest = asm.manifest
         missing = manifest.unattached()
         for e in missing:
             # solo5-hvt's wording for a type it has no name for.
@@ -345,17 +276,33 @@ class Tender:
         if missing:
             raise TenderError("All declared devices must be attached. See --help for syntax.")
 
-        poller = Poller({h: d.fd for h, d in nets.items()})
+        polled = modules.poll_fds(asm, self._table)
+        poller = Poller(polled)
         self._closers.append(poller.close)
-        ctx = Context(mem=mem, blocks=blocks, nets=nets, console_fd=self._console_fd,
-                      poller=poller, tally=live.tally)
-        ring = self._start_ring(backend, mem, mem_size, manifest, ctx) if nets else None
+        ctx = Context(mem=mem, blocks=asm.of("block"), nets=asm.of("net"),
+                      console_fd=self._console_fd, poller=poller, tally=live.tally,
+                      devices=asm.devices)
+        calls = modules.registered(asm.attached(), self._table)
+        self._native_calls = modules.native_calls(calls, polled, ctx.nets)
+        # No ring when Python serves POLL (the ring serves it too) or an
+        # interceptor must see the frames.
+        ring_ok = (self._native() and cfg.net_ring and abi.Hypercall.POLL in self._native_calls
+                   and not self._icpt.intercepted & RING_CALLS)
+        started = Started(booted, ctx, ring_ok,
+                          lambda: self._start_ring(backend, mem, mem_size, manifest, ctx))
+        for m in self._table:
+            if m.start is not None:
+                m.start(asm, started)
+        early, late, exits = modules.run_hooks(asm, self._table)
+        self._run_halt_hooks[:0] = early    # the ring thread stops first, as upstream
+        self._run_halt_hooks += late
+        self._run_exit_hooks += exits
 
         # Step 12: boot info, manifest copy, command line.
         for gpa, blob in layout.boot_blobs(
             kernel_end=plan.kernel_end, mem=mem_size, tsc_hz=tsc_hz,
             manifest=manifest.guest_copy(notes.manifest_payload), args=cfg.args,
-            ring_active=ring is not None,
+            ring_active=asm.ring is not None,
         ):
             mem.load(gpa, blob)
         low_end = wx.LOW_MEMORY[1] if cfg.wx else 0
@@ -369,15 +316,17 @@ class Tender:
         running = RunningVm(cfg, mem, manifest, ctx, backend.debug_target, self._diag)
         if cfg.metrics_port is not None:
             self._serve_metrics(cfg.metrics_port)
-        table = self._icpt.wrap(dispatch_table(bool(blocks), bool(nets)))
+        table = self._icpt.wrap(self._handlers(asm.attached(), calls))
 
         def loop(vm: RunningVm, table: dict[int, Handler]) -> Outcome:
             return self._loop(backend, vm, table)
 
-        if debug is not None:
-            return debug.run(running, table, loop)
-        # Step 13: drop privileges (never with the debug features, which
-        # need sockets and files, as solo5-hvt-debug).
+        for m in self._table:
+            if m.around is not None and m.name in asm.state:
+                around = m.around
+                return around(asm, running, table, loop)
+        # Step 13: drop privileges (never with a module around the loop: the
+        # debug features need sockets and files, as solo5-hvt-debug).
         # Interceptors are the user's code: they get the process as it is.
         if self._sandbox and not self._icpt.intercepted:
             from tender import sandbox
@@ -389,12 +338,11 @@ class Tender:
                 self._diag(missing_sandbox)
         return loop(running, table)
 
-    def _start_stats(self, mem_size: int, blocks: dict[int, BlockDevice],
-                     nets: dict[int, NetDevice], host: StatsView) -> LiveRun:
+    def _start_stats(self, mem_size: int, asm: Assembly, host: StatsView) -> LiveRun:
         from tender.stats import LiveRun
 
-        devices = {h: (d.name, "block") for h, d in blocks.items()}
-        devices.update({h: (d.name, "net") for h, d in nets.items()})
+        # A device's kind is its module's name ("block", "net"), in table order.
+        devices = {h: (d.name, m.name) for m in self._table for h, d in asm.of(m.name).items()}
         live = LiveRun(os.path.basename(self.config.kernel), mem_size, devices, host=host)
         self._live = live
         self._closers.append(live.finish)
@@ -414,13 +362,17 @@ class Tender:
         # A trace must see every hypercall, so it forces the Python handlers.
         return self.config.handlers is HandlerMode.NATIVE and self.config.trace is None
 
+    def _handlers(self, attached: frozenset[str],
+                  calls: Mapping[int, modules.Call]) -> dict[int, Handler]:
+        if self._table is modules.TABLE:
+            # The same handlers, by the name tests/test_intercept.py wraps.
+            return dispatch_table("block" in attached, "net" in attached)
+        return {nr: c.handler for nr, c in calls.items()}
+
     def _start_ring(self, backend: RunBackend, mem: GuestMemory, mem_size: layout.MemSize,
                     manifest: mft.Manifest, ctx: Context) -> NetRing | None:
-        """Spec 5.1: offer HVT_FEATURE_RING_IO when the C I/O thread can serve
-        it. Only with native handlers: the ring bypasses every hypercall, so
-        nothing in Python could observe (or be the reference for) it."""
-        if not self._native() or not self.config.net_ring or self._icpt.intercepted & RING_CALLS:
-            return None
+        """The net ring's C side on this backend, for net's start hook (None:
+        no ring: with --net-ring=auto where it costs more than it saves)."""
         if self.config.net_ring == "auto":
             from tender.host import ring_pays  # loaded by _load_backend
 
@@ -432,26 +384,20 @@ class Tender:
         view = native_view(mem, manifest, ctx, self._keep,
                            self._live.c if self._live is not None else None)
         if backend.kick_mode is KickMode.EXIT:     # no ioeventfd: the loop kicks
-            ring = NetRing.start_piped(view, mem_size.ring_base, STOP_SIGNAL, self._diag)
-        else:
-            ring = NetRing.start(backend.ring_kick(), view, mem_size.ring_base,
-                                 backend.native_part, STOP_SIGNAL, self._diag)
-        if ring is not None:
-            self._ring = ring
-            self._closers.append(ring.stop)
-            # First halt hook, as upstream: the thread stops before dumpcore.
-            self._run_halt_hooks.insert(0, lambda _vm, _h: ring.stop())
-        return ring
+            return NetRing.start_piped(view, mem_size.ring_base, STOP_SIGNAL, self._diag)
+        return NetRing.start(backend.ring_kick(), view, mem_size.ring_base,
+                             backend.native_part, STOP_SIGNAL, self._diag)
 
     # --- step 14: the vCPU loop ---------------------------------------------
     def _loop(self, backend: RunBackend, vm: RunningVm, table: dict[int, Handler]) -> Outcome:
         live = self._live
         assert live is not None     # _run made it
         v = native_view(vm.mem, vm.manifest, vm.ctx, self._keep, live.c)
-        if self._ring is not None:
-            v.ring = self._ring.handle
+        ring = self._asm.ring if self._asm is not None else None
+        if ring is not None:
+            v.ring = ring.handle
         if self._native():
-            served = native_set(vm.ctx, set(table)) - self._icpt.intercepted
+            served = native_set(vm.ctx, set(table) & self._native_calls) - self._icpt.intercepted
             v.native_mask = sum(1 << nr for nr in served)
         backend.enter(v, (*self._kick_signals, STOP_SIGNAL), bool(self._run_exit_hooks))
         with self._thread_lock:
@@ -462,7 +408,7 @@ class Tender:
             return None if protected is None else wx.classify_abort(
                 h.status, h.trap_frame, protected)
 
-        kick = self._ring.kick if self._ring is not None else (lambda: None)
+        kick = ring.kick if ring is not None else (lambda: None)
         hooks = LoopHooks(self._stop, self._icpt.halt, self._run_halt_hooks,
                           self._run_exit_hooks, fault_of, kick)
         try:

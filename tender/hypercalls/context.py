@@ -11,6 +11,8 @@ from tender.record import field, record
 
 TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from tender.devices.block import BlockDevice
     from tender.devices.net import NetDevice
     from tender.devices.poller import Poller
@@ -26,6 +28,8 @@ class Context:
     console_fd: int = 1
     poller: Poller | None = None
     tally: Tally = field(default_factory=Tally)     # live counters (Tender.stats)
+    # Every module's devices, by module name then handle (blocks and nets too).
+    devices: dict[str, dict[int, Any]] = field(default_factory=dict)
 
 
 Handler = Callable[[Context, int], None]

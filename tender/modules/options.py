@@ -1,6 +1,7 @@
 """What a module declares (Solo5's `struct hvt_module`, as data): its
 command-line options (the solo5-hvt grammar, spec 7; an option reads one
-argument into an ArgState) and its hypercalls. Pure.
+argument into an ArgState), its hypercalls, and its run hooks (attach,
+set-up, poll fds, start, halt/exit/loop; modules/hooks.py). Pure.
 
 One module, not two: every module-table entry needs both halves, so they
 always load together, and a boot pays for one import instead of two."""
@@ -13,15 +14,21 @@ from collections.abc import Callable
 from enum import Enum
 
 from tender import abi
-from tender.config import BlockSpec, NetSpec
+from tender.config import BlockSpec, NetSpec, VmConfig
 from tender.errors import UsageError
 from tender.hypercalls.context import Handler
 from tender.manifest import Manifest
+from tender.modules.hooks import Assembly, Booted, Started
 from tender.record import field, record
 
 TYPE_CHECKING = False   # as typing's, without importing typing (see tender/record.py)
 if TYPE_CHECKING:
     from typing import Any
+
+    from tender.hypercalls.halt import Halt
+    from tender.session import Outcome, RunningVm
+
+    Loop = Callable[[RunningVm, dict[int, Handler]], Outcome]
 
 _NAME = r"([A-Za-z0-9]{1,67})"
 
@@ -98,6 +105,7 @@ class When(Enum):
     ALWAYS = "always"
     BLOCK = "block"
     NET = "net"
+    DEVICE = "device"   # with one of the module's own devices attached
 
 
 @record(frozen=True)
@@ -133,3 +141,16 @@ class Module:
     compiled_in: bool = True         # listed under "Compiled-in modules:"
     # After the options: turn the module's scratch into VmConfig fields.
     finish: Callable[[ArgState], None] | None = None
+    # The run (tender/vm.py walks these in table order; modules/hooks.py):
+    # the module's device specs in a config (attach opens them, all modules'
+    # together in command-line order),
+    devices: Callable[[VmConfig], tuple[Any, ...]] | None = None
+    attach: Callable[[Assembly, Any], None] | None = None     # step 4: open one spec
+    setup: Callable[[Assembly, Booted], None] | None = None   # step 11: the VM exists
+    poll: Callable[[Assembly], dict[int, int]] | None = None  # POLL's fds, by handle
+    start: Callable[[Assembly, Started], None] | None = None  # the context exists
+    # Only while the module has state in the run (Assembly.state[name]):
+    halt: Callable[[Assembly, RunningVm, Halt], None] | None = None
+    halt_early: bool = False        # before the caller's halt hooks (I/O threads)
+    exit: Callable[[Assembly, RunningVm, Any], bool] | None = None
+    around: Callable[[Assembly, RunningVm, dict[int, Handler], Loop], Outcome] | None = None
