@@ -331,8 +331,8 @@ class Tender:
         if self._sandbox and not self._icpt.intercepted:
             from tender import sandbox
 
-            held = sandbox.Held.of(backend, blocks.values(), nets.values(), poller,
-                                   self._ring, self._console_fd)
+            held = sandbox.Held.of(backend, asm.of("block").values(), asm.of("net").values(),
+                                   poller, asm.ring, self._console_fd)
             if (missing_sandbox := sandbox.enter(metrics=cfg.metrics_port is not None,
                                                  held=held)):
                 self._diag(missing_sandbox)
