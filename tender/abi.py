@@ -72,9 +72,14 @@ POLL = struct.Struct("<QQi4x")                 # timeout_nsecs, ready_set, ret
 BLOCK = struct.Struct("<QQQQi4x")              # handle, offset, data, len, ret
 NET = struct.Struct("<QQQi4x")                 # handle, data, len, ret
 HALT = struct.Struct("<Qi4x")                  # cookie, exit_status
+# The `ret` field alone: a handler writes its result back without repacking
+# the whole struct (BLOCK's sits after its four u64s).
+RET = struct.Struct("<i")
+BLOCK_RET_OFFSET = struct.calcsize("<QQQQ")
 
 # x86 trap frame passed as a HALT cookie by the bindings (spec 4.4)
-TRAP_FRAME = struct.Struct("<7Q")              # cr2 ec rip cs rflags rsp ss
+TRAP_FRAME = struct.Struct("<7Q")
+TRAP_FRAME_FIELDS = ("cr2", "ec", "rip", "cs", "rflags", "rsp", "ss")   # its order
 
 # --- manifest (spec 2.6) -----------------------------------------------------
 MFT_HEADER = struct.Struct("<II")              # version, entries

@@ -12,7 +12,6 @@ cannot change how a malformed call ends. It still counts in `seq`."""
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +25,6 @@ from tender.memory import GuestMemory
 from tender.usercode import UserCode
 
 _U64 = (1 << 64) - 1
-_RET = struct.Struct("<i")
-_BLOCK_RET = 32
 
 
 # --- the decoded argument structs, one per hypercall ------------------------
@@ -192,7 +189,7 @@ def _give(nr: Hypercall, answer: Any, ctx: Context, gpa: int) -> None:
         if isinstance(answer, bytes):
             mem.writable(data, length)[:] = answer
             answer = Result.OK
-        _RET.pack_into(mem.writable(gpa + _BLOCK_RET, 4), 0, answer)
+        abi.RET.pack_into(mem.writable(gpa + abi.BLOCK_RET_OFFSET, 4), 0, answer)
     elif nr in (Hypercall.NET_WRITE, Hypercall.NET_READ):
         handle, data, length = _net_struct(mem, gpa)
         if isinstance(answer, bytes):

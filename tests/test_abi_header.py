@@ -46,7 +46,7 @@ STRUCTS: dict[str, tuple[struct.Struct, tuple[str, ...]]] = {
     "hc_block": (abi.BLOCK, ("handle", "offset", "data", "len", "ret")),
     "hc_net": (abi.NET, ("handle", "data", "len", "ret")),
     "hc_halt": (abi.HALT, ("cookie", "exit_status")),
-    "trap_frame": (abi.TRAP_FRAME, ("cr2", "ec", "rip", "cs", "rflags", "rsp", "ss")),
+    "trap_frame": (abi.TRAP_FRAME, abi.TRAP_FRAME_FIELDS),
     "mft_entry": (abi.MFT_ENTRY, ("name", "type", "u", "b", "attached")),
     "mft": (abi.MFT_HEADER, ("version", "entries")),
 }
@@ -100,6 +100,11 @@ def test_struct_layout_matches_the_header(c_side: dict[str, int], cname: str) ->
     layout, fields = STRUCTS[cname]
     assert c_side[f"sizeof {cname}"] == layout.size
     assert [c_side[f"{cname}.{f}"] for f in fields] == py_offsets(layout)
+
+
+def test_block_ret_offset_matches_the_header(c_side: dict[str, int]) -> None:
+    """The handlers write BLOCK's result at this offset, without repacking."""
+    assert c_side["hc_block.ret"] == abi.BLOCK_RET_OFFSET
 
 
 def test_ring_size_matches_the_header(c_side: dict[str, int]) -> None:

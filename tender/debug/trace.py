@@ -87,7 +87,7 @@ class Tracer:
         args: Fields = {"status": status, "cookie": cookie}
         if frame is not None:
             args["trap_frame"] = dict(
-                zip(("cr2", "ec", "rip", "cs", "rflags", "rsp", "ss"), frame, strict=True))
+                zip(abi.TRAP_FRAME_FIELDS, frame, strict=True))
         self._emit({"event": "hypercall", "nr": int(abi.Hypercall.HALT), "name": "halt",
                     "args": args})
 

@@ -3,15 +3,11 @@ one or many per request, bounded by the device capacity."""
 
 from __future__ import annotations
 
-import struct
-
 from tender import abi
 from tender.errors import BlockIOError, TenderError
 from tender.hypercalls.context import Context
 
 SSIZE_MAX = (1 << 63) - 1
-_RET = struct.Struct("<i")
-_RET_OFFSET = 32
 
 
 def _io(ctx: Context, gpa: int, is_write: bool) -> None:
@@ -49,7 +45,7 @@ def _io(ctx: Context, gpa: int, is_write: bool) -> None:
             raise
     else:
         tally.failed(handle, is_write)
-    _RET.pack_into(mem.writable(gpa + _RET_OFFSET, 4), 0, ret)
+    abi.RET.pack_into(mem.writable(gpa + abi.BLOCK_RET_OFFSET, 4), 0, ret)
 
 
 def block_write(ctx: Context, gpa: int) -> None:
