@@ -75,7 +75,7 @@ class NetRing:
         warn: Callable[[str], None],
     ) -> NetRing | None:
         """`register_kick(efd)` makes every 4-byte OUT to port 0x600 signal
-        efd in the kernel (KVM_IOEVENTFD); None when the hypervisor has no
+        efd in the kernel (KVM: an ioeventfd); None when the hypervisor has no
         such thing. `view` is a filled `struct vl_vcpu *` (bounds, read-only
         ranges, devices). Must be called on the thread that will run the
         vCPU (`vcpu_part`: the backend's `struct vl_backend *`): on a fatal
@@ -84,7 +84,7 @@ class NetRing:
         run. Inline mode (see ring_mode) needs no eventfd and no thread: the
         guest's kicks exit to vl_run, which serves them."""
         if register_kick is None:
-            return None     # no KVM_CAP_IOEVENTFD: no ring, silently (spec 5.1)
+            return None     # no in-kernel kick (KVM: no ioeventfd): no ring, silently (spec 5.1)
         if ring_mode() == "inline":
             return cls._start(view, ring_gpa, -1, vcpu_part, kick_signal, warn)
         try:
@@ -94,9 +94,9 @@ class NetRing:
             return None
         try:
             register_kick(efd)
-        except Exception as exc:   # the backend's error or OSError: no ring
+        except Exception as exc:   # the backend's error (it names its host) or OSError
             os.close(efd)
-            warn(f"KVM_IOEVENTFD failed ({exc}), falling back to hypercalls")
+            warn(f"the ring kick could not be registered ({exc}), falling back to hypercalls")
             return None
         return cls._start(view, ring_gpa, efd, vcpu_part, kick_signal, warn)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from tender import abi
 from tender.config import CpuidMode
-from tender.errors import GuestFault, KvmError, TenderError
+from tender.errors import GuestFault, HostError, KvmError, TenderError
 from tender.exits import (
     Exit,
     Fatal,
@@ -123,8 +123,8 @@ class KvmBackend:
         try:
             ram = mmap.mmap(-1, alloc, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS,
                             mmap.PROT_READ | mmap.PROT_WRITE)
-        except OSError:
-            raise KvmError("Error allocating guest memory") from None
+        except OSError:     # the host's memory, not KVM's: HostError, as in memory.py
+            raise HostError("Error allocating guest memory") from None
         try:
             self._low_slot = map_ram(self._vm, _address(ram), alloc, self._read_only_below)
         except BaseException:
