@@ -70,7 +70,7 @@ def _align_up(x: int, a: int) -> int:
 
 @record(frozen=True)
 class Seg:
-    """A KVM segment register value."""
+    """An x86 segment register value (selector, base, limit, attributes)."""
 
     selector: int
     base: int

@@ -44,7 +44,7 @@ def families(snapshots: Mapping[str, Stats]) -> list[Metric]:
     mem = GaugeMetricFamily("pytender_memory_bytes", "Guest-visible memory", labels=["guest"])
     hc = CounterMetricFamily("pytender_hypercalls", "Hypercalls served, both paths",
                              labels=["guest", "hypercall"])
-    ex = CounterMetricFamily("pytender_vm_exits", "KVM_RUN returns by kind",
+    ex = CounterMetricFamily("pytender_vm_exits", "vCPU run returns by kind",
                              labels=["guest", "kind"])
     ops = CounterMetricFamily("pytender_device_operations", "Device operations",
                               labels=["guest", "device", "direction"])
@@ -56,8 +56,9 @@ def families(snapshots: Mapping[str, Stats]) -> list[Metric]:
                                 labels=["guest", "device"])
     bad = CounterMetricFamily("pytender_bad_handle", "Requests naming no such device",
                               labels=["guest"])
-    kvm = GaugeMetricFamily("pytender_kvm_stat", "KVM binary statistics (KVM_GET_STATS_FD)",
-                            labels=["guest", "fd", "stat"])
+    # The name predates bhyve (an output format: kept); only KVM fills it.
+    host_stat = GaugeMetricFamily("pytender_kvm_stat", "KVM binary statistics (KVM_GET_STATS_FD)",
+                                  labels=["guest", "fd", "stat"])
     for guest, s in snapshots.items():
         up.add_metric([guest], 1.0 if s.state is RunState.RUNNING else 0.0)
         secs.add_metric([guest], s.run_time)
@@ -78,8 +79,8 @@ def families(snapshots: Mapping[str, Stats]) -> list[Metric]:
         bad.add_metric([guest], float(s.bad_handle))
         for fd, values in (("vm", s.kvm.vm), ("vcpu", s.kvm.vcpu)):
             for stat, v in values.items():
-                kvm.add_metric([guest, fd, stat], float(v))
-    return [up, secs, mem, hc, ex, ops, nbytes, errs, drops, bad, kvm]
+                host_stat.add_metric([guest, fd, stat], float(v))
+    return [up, secs, mem, hc, ex, ops, nbytes, errs, drops, bad, host_stat]
 
 
 class TenderCollector(Collector):
