@@ -135,7 +135,7 @@ def decode_part(words: Sequence[int], lay: PartLayout) -> Part:
 
 def combine(guest: str, state: RunState, run_time: float, mem_size: int,
             devices: Mapping[int, tuple[str, str]], parts: Sequence[Part],
-            py_hypercalls: Sequence[int], tally: Tally, kvm: KvmStats,
+            py_hypercalls: Sequence[int], tally: Tally, host: KvmStats,
             exit_name: Callable[[int, int], str]) -> Stats:
     """Pure: add C parts and the Python path into one snapshot; `exit_name`
     names the exit counters (StatsView.exit_name)."""
@@ -165,7 +165,7 @@ def combine(guest: str, state: RunState, run_time: float, mem_size: int,
     return Stats(
         guest, state, run_time, mem_size, MappingProxyType(hc), MappingProxyType(exits),
         MappingProxyType(devs), bad_handle=sum(p.bad_handle for p in parts) + tally.bad_handle,
-        ring_kicks=sum(p.ring_kicks for p in parts), kvm=kvm,
+        ring_kicks=sum(p.ring_kicks for p in parts), kvm=host,
     )
 
 
@@ -202,17 +202,17 @@ class LiveRun:
         self._t1: float | None = None
         self._lock = _thread.allocate_lock()  # the host view against finish(); never the guest's
         self._host = host
-        self._final_kvm: KvmStats | None = (
+        self._final_host: KvmStats | None = (
             None if host.unavailable is None else KvmStats(unavailable=host.unavailable))
 
-    def _kvm(self) -> KvmStats:
+    def _host_counters(self) -> KvmStats:
         with self._lock:
-            if self._final_kvm is not None:
-                return self._final_kvm
+            if self._final_host is not None:
+                return self._final_host
             return KvmStats(*self._host.read())
 
     def snapshot(self) -> Stats:
-        kvm = self._kvm()
+        host = self._host_counters()
         t1 = self._t1
         state = RunState.RUNNING if t1 is None else RunState.EXITED
         n = self._lay.words
@@ -220,7 +220,7 @@ class LiveRun:
         parts = [decode_part(words[:n], self._lay), decode_part(words[n:], self._lay)]
         elapsed = (time.monotonic() if t1 is None else t1) - self._t0
         return combine(self._guest, state, elapsed, self._mem_size, self._devices, parts,
-                       list(self.hypercalls), self.tally, kvm, self._host.exit_name)
+                       list(self.hypercalls), self.tally, host, self._host.exit_name)
 
     def finish(self) -> None:
         """The run is over: freeze the clock and the host's figures, close
@@ -228,7 +228,7 @@ class LiveRun:
         with self._lock:
             if self._t1 is not None:
                 return
-            if self._final_kvm is None:
-                self._final_kvm = KvmStats(*self._host.read())
+            if self._final_host is None:
+                self._final_host = KvmStats(*self._host.read())
             self._host.close()
             self._t1 = time.monotonic()

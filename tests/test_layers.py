@@ -39,13 +39,22 @@ LAYERS: dict[str, int] = {
 # Who may import tender.kvm: the backend selector and the Linux host (its
 # seccomp allow-list names the vCPU ioctls). The debug tools and the run
 # statistics reach KVM only through the backend's DebugView and StatsView.
-KVM_IMPORTERS = {"host", "linux"}
-KVM_NAME = re.compile(r"KVM_|^kvm_|^Kvm")
+KVM_IMPORTERS = {"host", "linux.sandbox"}
+# Any spelling: KVM_RUN, kvm_run, KvmError, but also a bare `kvm` or `KVM`.
+KVM_NAME = re.compile(r"kvm", re.IGNORECASE)
 # KVM-named identifiers allowed outside those, each with its reason.
 KVM_NAMES_ALLOWED = {
     # The public type of Stats.kvm (README); its figures are KVM's own
     # binary statistics. Renaming it would break users' annotations.
     ("stats", "KvmStats"),
+    # The public field itself (README's Stats table), and the metrics that
+    # read it into `pytender_kvm_stat` (an output format, README).
+    ("stats", "kvm"),
+    ("metrics", "kvm"),
+    # The host kinds by name (`KVM`, `BHYVE`): the backend selector and the
+    # no-hypervisor line name the hypervisors, below the KVM package so that
+    # tender/kvm/ may import the line (tender.host sits above it).
+    ("backend", "KVM"),
     # The error tender/kvm/ raises, defined with every typed error so that
     # the exit codes are mapped in one place (cli.EXIT_CODES).
     ("errors", "KvmError"),
@@ -74,6 +83,21 @@ def _type_checking_nodes(tree: ast.Module) -> set[int]:
     return skip
 
 
+def _lazy_names(node: ast.AST) -> list[str]:
+    """Imports by string: `import_module("tender.x")`, and the values of a
+    lazy-export table (`_WHERE = {"Name": "tender.x"}`, read by
+    `import_module` in the package's `__getattr__`)."""
+    if (isinstance(node, ast.Call) and node.args
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+            and ast.unparse(node.func).split(".")[-1] == "import_module"):
+        return [node.args[0].value]
+    if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict)
+            and any(isinstance(t, ast.Name) and t.id == "_WHERE" for t in node.targets)):
+        return [v.value for v in node.value.values
+                if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+    return []
+
+
 def _imports(tree: ast.Module) -> list[tuple[str, ...]]:
     skip = _type_checking_nodes(tree)
     found = []
@@ -84,7 +108,7 @@ def _imports(tree: ast.Module) -> list[tuple[str, ...]]:
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        else:
+        elif not (names := _lazy_names(node)):
             continue
         for name in names:
             parts = tuple(name.split("."))
@@ -168,6 +192,21 @@ def test_the_checker_sees_a_bad_arrow() -> None:
     assert _imports(tree) == [("vm",), ("kvm",), ("kvm", "ioctls")]
 
 
+def test_the_checker_sees_imports_by_string() -> None:
+    """import_module("tender.x") and a lazy-export table are arrows too."""
+    tree = ast.parse("from importlib import import_module\n"
+                     "_WHERE = {'Tender': 'tender.vm'}\n"
+                     "def f():\n    return import_module('tender.kvm.backend')\n")
+    assert sorted(_imports(tree)) == [("kvm", "backend"), ("vm",)]
+
+
+def test_no_relative_imports() -> None:
+    """The graph reader skips relative imports; the code has none."""
+    found = [".".join(rel) for rel, tree in _sources() for node in ast.walk(tree)
+             if isinstance(node, ast.ImportFrom) and node.level > 0]
+    assert found == []
+
+
 def test_the_checker_sees_kvm_names() -> None:
     """Each kind of identifier is seen; strings are not."""
     tree = ast.parse("from x import KVM_RUN\nclass KvmThing: pass\n"
@@ -175,3 +214,16 @@ def test_the_checker_sees_kvm_names() -> None:
                      "msg = 'KVM_RUN failed'\n")
     assert {n for n in _identifiers(tree) if KVM_NAME.search(n)} == {
         "KVM_RUN", "KvmThing", "kvm_open", "kvm_fd", "kvm_flag", "kvm_run"}
+    bare = ast.parse("kvm = open_kvm()\nKVM = 1\nx = s._final_kvm\n")
+    assert {n for n in _identifiers(bare) if KVM_NAME.search(n)} == {
+        "kvm", "open_kvm", "KVM", "_final_kvm"}
+
+
+def test_the_run_assembly_is_not_the_biggest_module() -> None:
+    """Issue 11's "done": tender/vm.py (the run assembly) is no longer the
+    biggest file of the package; its parts live in runloop, native, host,
+    the backends and the module table."""
+    lines = {str(p.relative_to(ROOT)): len(p.read_text().splitlines())
+             for p in ROOT.rglob("*.py")}
+    vm = lines.pop("vm.py")
+    assert vm < max(lines.values()), f"vm.py has {vm} lines, more than any other module"
