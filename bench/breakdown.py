@@ -67,7 +67,8 @@ def main() -> None:
                           check=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="pytender-breakdown-") as tmp:
         floor = str(Path(tmp) / "floor")
-        subprocess.run(["gcc", "-O2", "-o", floor, str(ROOT / "bench" / "floor.c")], check=True)
+        subprocess.run(["gcc", "-O2", f"-I{ROOT / 'csrc'}", "-o", floor,
+                        str(ROOT / "bench" / "floor.c")], check=True)
         rows = cases(py, site, floor, a.mem, Path(tmp) / "pycache",
                      a.before.resolve() if a.before else None)
         devnull = os.open(os.devnull, os.O_RDWR)

@@ -33,22 +33,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hvt_abi.h"
+
 #define PAGE 0x1000ULL
 #define HUGE (2ULL << 20)
-#define GDT_BASE 0x1000ULL
-#define PML4_BASE 0x2000ULL
-#define PDPT_BASE 0x3000ULL
-#define PD_BASE 0x4000ULL
-#define PT0_BASE 0x8000ULL
-#define BOOT_INFO 0x10000ULL
-#define MFT_COPY 0x10038ULL
-#define MIN_BASE 0x100000ULL
+/* The ABI's numbers and layouts: csrc/hvt_abi.h (build with -Icsrc). */
+#define GDT_BASE ((uint64_t)HVT_GDT_BASE)
+#define PML4_BASE ((uint64_t)HVT_PML4_BASE)
+#define PDPT_BASE ((uint64_t)HVT_PDPT_BASE)
+#define PD_BASE ((uint64_t)HVT_PD_BASE)
+#define PT0_BASE ((uint64_t)HVT_PT0_BASE)
+#define BOOT_INFO ((uint64_t)HVT_BOOT_INFO_BASE)
+#define MFT_COPY (BOOT_INFO + sizeof(struct hvt_boot_info))
+#define MIN_BASE ((uint64_t)HVT_GUEST_MIN_BASE)
 #define P 1ULL
 #define RW 2ULL
 #define PS 0x80ULL
-#define HC_BASE 0x500
-#define HC_PUTS 2
-#define HC_HALT 8
+#define HC_BASE HC_PIO_BASE
 #define MAX_CPUID 100
 
 static void die(const char *what)
@@ -144,18 +145,17 @@ static void page_tables(void)
 /* boot info, reserved-only manifest, command line */
 static void boot_info(uint64_t kend, uint64_t tsc_hz, int argc, char **argv)
 {
-    const uint64_t mft_len = 8 + 104;
+    const uint64_t mft_len = sizeof(struct mft) + sizeof(struct mft_entry);
     uint64_t cmdline = MFT_COPY + mft_len;
-    uint8_t *m = gpa(MFT_COPY, mft_len);
-    uint32_t hdr[2] = { 1, 1 };                /* version 1, 1 entry */
-    uint32_t reserved = 0x40000000u;
-    memcpy(m, hdr, 8);
-    memcpy(m + 8 + 68, &reserved, 4);
-    char *c = (char *)gpa(cmdline, 8192);
+    struct mft *m = (struct mft *)gpa(MFT_COPY, mft_len);   /* memory is zeroed */
+    m->version = MFT_VERSION;
+    m->entries = 1;
+    m->e[0].type = MFT_RESERVED_FIRST;
+    char *c = (char *)gpa(cmdline, HVT_CMDLINE_SIZE);
     size_t n = 0;
     for (int i = 0; i < argc; i++) {
         size_t l = strlen(argv[i]);
-        if (n + l + 2 > 8192)
+        if (n + l + 2 > HVT_CMDLINE_SIZE)
             fail("command line too long");
         if (i)
             c[n++] = ' ';
@@ -163,8 +163,9 @@ static void boot_info(uint64_t kend, uint64_t tsc_hz, int argc, char **argv)
         n += l;
     }
     c[n] = 0;
-    uint64_t bi[7] = { mem_size, kend, tsc_hz, cmdline, MFT_COPY, 0, 0 };
-    memcpy(gpa(BOOT_INFO, sizeof(bi)), bi, sizeof(bi));
+    struct hvt_boot_info bi = { .mem_size = mem_size, .kernel_end = kend,
+                                .cpu_cycle_freq = tsc_hz, .cmdline = cmdline, .mft = MFT_COPY };
+    memcpy(gpa(BOOT_INFO, sizeof(bi)), &bi, sizeof(bi));
 }
 
 static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, uint8_t db, uint8_t l)
@@ -283,7 +284,7 @@ int main(int argc, char **argv)
             die("KVM_RUN");
         }
         if (run->exit_reason != KVM_EXIT_IO || run->io.direction != KVM_EXIT_IO_OUT ||
-            run->io.size != 4 || run->io.port < HC_BASE || run->io.port > HC_BASE + 8) {
+            run->io.size != 4 || run->io.port < HC_BASE || run->io.port > HC_BASE + HC_HALT) {
             fprintf(stderr, "floor: unexpected exit: reason %u\n", run->exit_reason);
             return 2;
         }
@@ -293,16 +294,16 @@ int main(int argc, char **argv)
         memcpy(&arg, (uint8_t *)run + run->io.data_offset, 4);
         switch (run->io.port - HC_BASE) {
         case HC_PUTS: {
-            uint64_t p[2];
-            memcpy(p, gpa(arg, 16), 16);
-            if (write(1, gpa(p[0], p[1]), p[1]) < 0)
+            struct hc_puts p;
+            memcpy(&p, gpa(arg, sizeof(p)), sizeof(p));
+            if (write(1, gpa(p.data, p.len), p.len) < 0)
                 die("write");
             break;
         }
         case HC_HALT: {
-            int32_t status;
-            memcpy(&status, gpa(arg + 8ULL, 4), 4);
-            return status & 0xff;
+            struct hc_halt h;
+            memcpy(&h, gpa(arg, sizeof(h)), sizeof(h));
+            return h.exit_status & 0xff;
         }
         default:
             fprintf(stderr, "floor: unsupported hypercall %u\n", run->io.port - HC_BASE);
