@@ -114,3 +114,15 @@ def test_ring_size_matches_the_header(c_side: dict[str, int]) -> None:
 def test_every_hypercall_has_a_c_name() -> None:
     text = (CSRC / "hvt_abi.h").read_text()
     assert all(f"HC_{h.name} = {int(h)}," in text for h in abi.Hypercall)
+
+
+def test_trace_field_names_are_the_headers(c_side: dict[str, int]) -> None:
+    """The module table's trace field names (tender/modules/) are the C
+    struct's own fields, in the same order and at the same offsets."""
+    from tender import modules
+
+    by_layout = {id(layout): (cname, fields) for cname, (layout, fields) in STRUCTS.items()}
+    for nr, tf in modules.trace_fields().items():
+        cname, fields = by_layout[id(tf.layout)]
+        assert tf.names == fields, (nr, cname)
+        assert [c_side[f"{cname}.{f}"] for f in tf.names] == py_offsets(tf.layout)
