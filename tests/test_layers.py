@@ -123,15 +123,33 @@ def test_every_unit_has_a_layer() -> None:
     assert units - set(LAYERS) == set(), "give each new module a layer in LAYERS"
 
 
-def test_arrows_point_down() -> None:
-    wrong = []
+# Arrows that point up, each with its reason: these ARE exceptions to the
+# layering, listed so that they stay few and visible (a stale one fails).
+UPWARD_ALLOWED = {
+    # The debug modules' set-up imports tender.debug (layer 5) by string at
+    # call time, only for a run that debugs: debug/trace reads the table's
+    # trace fields, so tender.debug sits above the table it is declared in.
+    "modules.debug -> debug",
+}
+
+
+def _upward() -> set[str]:
+    wrong = set()
     for rel, tree in _sources():
         src = _unit(rel)
         for target in _imports(tree):
             dst = _unit(target)
             if dst != src and LAYERS[dst] >= LAYERS[src]:
-                wrong.append(f"{'.'.join(rel)} -> {'.'.join(target)}")
-    assert wrong == []
+                wrong.add(f"{'.'.join(rel)} -> {'.'.join(target)}")
+    return wrong
+
+
+def test_arrows_point_down() -> None:
+    assert _upward() - UPWARD_ALLOWED == set()
+
+
+def test_every_upward_allowance_is_still_there() -> None:
+    assert UPWARD_ALLOWED - _upward() == set()
 
 
 def test_only_the_kvm_backend_imports_kvm() -> None:
