@@ -84,6 +84,13 @@ def _load_backend(cfg: VmConfig, diag: Diag) -> RunBackend:
     return backend
 
 
+def _attach_debug(*args: Any) -> Any:
+    """tender.debug.attach_debug, imported only by a run that debugs."""
+    from tender.debug import attach_debug
+
+    return attach_debug(*args)
+
+
 class Tender:
     """Run one guest. `Tender(config).run()` returns an Outcome or raises a
     TenderError whose message is the one-line diagnostic."""
@@ -158,7 +165,8 @@ class Tender:
     def _attach(self, manifest: mft.Manifest) -> Assembly:
         """Step 4: each module opens its devices, all in command-line order
         (names not on it follow in table order: blocks before nets)."""
-        asm = Assembly(self.config, manifest, self._diag, self._closers)
+        asm = Assembly(self.config, manifest, self._diag, self._closers,
+                       attach_debug=_attach_debug)
         specs = [(spec, m) for m in self._table if m.devices is not None
                  for spec in m.devices(self.config)]
         rank = {name: i for i, name in enumerate(self.config.attach_order)}

@@ -7,7 +7,6 @@ so its hooks are declared once, on the first debug row."""
 from __future__ import annotations
 
 import re
-from importlib import import_module
 
 from tender.errors import TenderError
 from tender.modules.hooks import Assembly, Booted
@@ -47,10 +46,12 @@ def _setup(asm: Assembly, vm: Booted) -> None:
     cfg = asm.config
     if cfg.gdb_port is None and cfg.dumpcore is None and cfg.trace is None:
         return
-    # tender.debug sits above the table (its trace reads the table's fields),
-    # so it is named here and imported only by a run that debugs.
-    debug = import_module("tender.debug")
-    session = debug.attach_debug(cfg, vm.backend.debug_view, vm.mem, asm.diag)
+    # tender.debug sits above the table (its trace reads the table's
+    # fields): the run assembly hands it down, imported only by a run that
+    # debugs.
+    if asm.attach_debug is None:
+        raise TenderError("the debug tools are not available to this run")
+    session = asm.attach_debug(cfg, vm.backend.debug_view, vm.mem, asm.diag)
     asm.closers.append(session.close)
     asm.state["gdb"] = session
 

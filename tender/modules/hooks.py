@@ -68,6 +68,10 @@ class Assembly:
     devices: dict[str, dict[int, Any]] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     ring: Any = None                # the net ring, when net's start hook began one
+    # The debug tools (tender.debug.attach_debug), handed down by the run
+    # assembly: they read the table's trace fields, so the table cannot
+    # import them (arrows point down); None where no debugging is possible.
+    attach_debug: Callable[..., Any] | None = None
 
     def of(self, module: str) -> dict[int, Any]:
         """`module`'s devices by handle (empty if it has none)."""
