@@ -150,6 +150,11 @@ class RunBackend(Backend, Protocol):
         """The error a GuestWrite, Fatal or unclaimed HostExit ends the run with."""
         ...
 
+    def translation_fault(self, rip: int) -> str:
+        """The host's line for a guest access the host refused at `rip` (a
+        W^X fault the guest reported as its own abort ends with it too)."""
+        ...
+
 
 @dataclass(frozen=True)
 class HostKind:

@@ -414,7 +414,7 @@ class Tender:
 
         def fault_of(h: Halt) -> str | None:
             return None if protected is None else wx.classify_abort(
-                h.status, h.trap_frame, protected)
+                h.status, h.trap_frame, protected, backend.translation_fault)
 
         kick = ring.kick if ring is not None else (lambda: None)
         hooks = LoopHooks(self._stop, self._icpt.halt, self._run_halt_hooks,

@@ -12,7 +12,7 @@ still hit the host-side protection (mprotect / read-only memslot)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tender import abi
 from tender.elf import Segment
@@ -47,13 +47,14 @@ def wx_map(segments: Iterable[Segment]) -> WxMap:
 
 
 def fault_message(rip: int) -> str:
-    """The one line every W^X violation ends with (the EFAULT line of
-    HVT_SPEC.md 4.5, as OpenBSD's tender reports these guests)."""
+    """The default fault line (KVM's EFAULT line of HVT_SPEC.md 4.5, as
+    OpenBSD's tender reports these guests); a run passes its backend's
+    `translation_fault` instead."""
     return f"KVM: host/guest translation fault: rip=0x{rip:x}"
 
 
-def classify_abort(status: int, frame: tuple[int, ...] | None,
-                   protected: Ranges) -> str | None:
+def classify_abort(status: int, frame: tuple[int, ...] | None, protected: Ranges,
+                   line: Callable[[int], str] = fault_message) -> str | None:
     """A guest abort caused by W^X -> the fault line, else None.
 
     `frame` is the trap frame the guest handed to HALT (cr2, ec, rip, cs,
@@ -68,9 +69,9 @@ def classify_abort(status: int, frame: tuple[int, ...] | None,
     if ec & (PFEC_P | PFEC_RSVD) != PFEC_P:
         return None
     if ec & PFEC_I and rip <= cr2 < rip + MAX_INSN:
-        return fault_message(rip)
+        return line(rip)
     if ec & PFEC_W and not ec & PFEC_I and any(s <= cr2 < e for s, e in protected):
-        return fault_message(rip)
+        return line(rip)
     return None
 
 

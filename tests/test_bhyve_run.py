@@ -33,6 +33,7 @@ from bhyve_fake import (
     fake_host,
     halt,
     hello,
+    hypercall,
     puts,
     raw,
     ring_write,
@@ -716,3 +717,26 @@ def test_sigterm_ends_a_cli_run_in_one_line_and_destroys_the_vm(tmp_path: Path) 
     got = json.loads(ops.read_text())
     assert got[:-2] == expected("main", got.count("VM_RUN"))[:-2]
     assert got[-2:] == DESTROY["main"] and 0 < got.count("VM_RUN") < 30_000
+
+
+def wx_abort(rip: int) -> Step:
+    """The guest's abort after an instruction-fetch #PF at `rip` (a W^X
+    fault as the bindings report it: HALT 255 with a trap-frame cookie)."""
+    def step(v: FakeVmm) -> bytes:
+        frame, arg = v.scratch(0x200), v.scratch(0x100)
+        v.guest_mem()[frame:frame + abi.TRAP_FRAME.size] = abi.TRAP_FRAME.pack(
+            rip, 0x11, rip, 8, 2, 0x1ff000, 0x10)
+        v.guest_mem()[arg:arg + abi.HALT.size] = abi.HALT.pack(frame, 255)
+        return hypercall(abi.Hypercall.HALT, arg)
+    return step
+
+
+def test_a_wx_abort_ends_with_the_hosts_own_fault_line_not_kvms(
+        freebsd: list[FakeVmm]) -> None:
+    """The W^X fault line comes from the backend (translation_fault): on
+    bhyve it names no KVM. Simulated: untested on real FreeBSD."""
+    host = fake_host("main", [wx_abort(0x105000)])
+    got, _ = run_on(freebsd, host, hello_cfg())
+    assert isinstance(got, GuestFault), got
+    assert str(got) == "host/guest translation fault: rip=0x105000"
+    assert host.operations() == expected("main", 1)

@@ -217,6 +217,10 @@ class BhyveBackend:
             return GuestFault("host/guest translation fault")
         return lifecycle.BhyveError(f"unexpected exit {exit!r}")
 
+    def translation_fault(self, rip: int) -> str:
+        # vmm has no EFAULT line of its own: KVM's wording without "KVM".
+        return f"host/guest translation fault: rip=0x{rip:x}"
+
 
 def _tally_exit(view: Any, exitcode: int | None) -> None:
     """What vl_run counts on KVM: each VM_RUN return by exit code (the

@@ -236,7 +236,7 @@ class KvmBackend:
             line = "; ".join(exit.lines)
             return GuestFault(line) if line.startswith("Invalid guest") else KvmError(line)
         if isinstance(exit, GuestWrite):
-            return GuestFault(f"KVM: host/guest translation fault: rip=0x{self._rip():x}")
+            return GuestFault(self.translation_fault(self._rip()))
         if isinstance(exit, KvmExit):
             r = exit.reason
             if r == k.EXIT_FAIL_ENTRY:
@@ -249,11 +249,15 @@ class KvmBackend:
             # fails KVM_RUN with EFAULT; some KVMs (kvm_pvm, read-only
             # memslots) report an MMIO write instead. Both are the same fault.
             if r == k.EXIT_MMIO and exit.mmio_is_write and exit.mmio_addr < self._alloc:
-                return GuestFault(f"KVM: host/guest translation fault: rip=0x{rip:x}")
+                return GuestFault(self.translation_fault(rip))
             return KvmError(f"KVM: unhandled exit: exit_reason=0x{r:x}, rip=0x{rip:x}")
         return KvmError(f"KVM: unexpected exit {exit!r}")
 
     # --- helpers ------------------------------------------------------------
+    def translation_fault(self, rip: int) -> str:
+        # Hardware KVM's EFAULT line (HVT_SPEC 4.5).
+        return f"KVM: host/guest translation fault: rip=0x{rip:x}"
+
     def _rip(self) -> int:
         return int(self._need_vcpu().get_regs().rip)
 
