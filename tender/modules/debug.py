@@ -6,8 +6,6 @@ so its hooks are declared once, on the first debug row."""
 
 from __future__ import annotations
 
-import re
-
 from tender.errors import TenderError
 from tender.modules.hooks import Assembly, Booted
 from tender.modules.options import ArgState, Match, Module, Option, setter
@@ -29,6 +27,8 @@ def _gdb(st: ArgState, _arg: str, _m: Match) -> None:
 
 
 def _gdb_port(st: ArgState, arg: str, _m: Match) -> None:
+    import re
+
     m = re.fullmatch(_PORT, arg)
     if m is None or int(m[1]) > 65535:
         raise TenderError("Malformed argument to --gdb-port")

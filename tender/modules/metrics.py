@@ -1,7 +1,5 @@
 """--metrics-port: Prometheus /metrics of the running tender (tender/metrics.py)."""
 
-import re
-
 from tender.errors import TenderError
 from tender.modules.options import ArgState, Match, Module, Option
 
@@ -9,6 +7,8 @@ _PORT = r"--metrics-port=(\d{1,5})"
 
 
 def _port(st: ArgState, arg: str, _m: Match) -> None:
+    import re
+
     m = re.fullmatch(_PORT, arg)
     if m is None or int(m[1]) > 65535:
         raise TenderError("Malformed argument to --metrics-port")
