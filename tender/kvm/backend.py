@@ -12,7 +12,7 @@ import mmap
 import os
 from collections.abc import Callable
 
-from tender import abi
+from tender import abi, wx
 from tender.config import CpuidMode
 from tender.errors import GuestFault, HostError, KvmError, TenderError
 from tender.exits import (
@@ -255,8 +255,8 @@ class KvmBackend:
 
     # --- helpers ------------------------------------------------------------
     def translation_fault(self, rip: int) -> str:
-        # Hardware KVM's EFAULT line (HVT_SPEC 4.5).
-        return f"KVM: host/guest translation fault: rip=0x{rip:x}"
+        # Hardware KVM's EFAULT line (HVT_SPEC 4.5), which is wx's default.
+        return wx.fault_message(rip)
 
     def _rip(self) -> int:
         return int(self._need_vcpu().get_regs().rip)
