@@ -117,3 +117,9 @@ def test_options_before_a_bad_one_are_kept() -> None:
     c, err = pass2_prefix(pass1(["--block:storage=/img", "--bogus", "--net=tap0", "k"]), MFT)
     assert isinstance(err, UsageError) and err.message == "Invalid option: `--bogus'"
     assert [b.path for b in c.blocks] == ["/img"] and c.nets == ()
+
+
+def test_a_non_ascii_digit_sector_size_is_a_tender_error() -> None:
+    # str.isdigit() accepts '¹', which int() refuses (found by hypothesis).
+    with pytest.raises(TenderError):
+        pass2(pass1(["--block-sector-size:0=¹", ""]), MFT)

@@ -28,7 +28,7 @@ def _block(st: ArgState, arg: str, m: Match) -> None:
 
 
 def _sector_size(st: ArgState, arg: str, m: Match) -> None:
-    size = int(m[2]) if m[2].isdigit() else -1
+    size = int(m[2]) if m[2].isascii() and m[2].isdigit() else -1
     if not abi.valid_block_size(size):
         raise invalid(arg, "Block size must be a multiple of 2 greater than or equal 512")
     declared(st, m[1], abi.DeviceType.BLOCK_BASIC, arg)
