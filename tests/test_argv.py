@@ -121,5 +121,8 @@ def test_options_before_a_bad_one_are_kept() -> None:
 
 def test_a_non_ascii_digit_sector_size_is_a_tender_error() -> None:
     # str.isdigit() accepts '¹', which int() refuses (found by hypothesis).
-    with pytest.raises(TenderError):
+    with pytest.raises(UsageError) as info:
         pass2(pass1(["--block-sector-size:0=¹", ""]), MFT)
+    assert info.value.message == "Invalid option: `--block-sector-size:0=¹'"
+    assert info.value.detail == (
+        "Block size must be a multiple of 2 greater than or equal 512",)
